@@ -1,0 +1,40 @@
+# The two commands a fresh machine needs: `make demo` (the closed loop) and `make test`.
+# Both create or refresh .venv themselves from pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint format bench calibrate world stack clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[train,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@tools/system-packages.sh
+	$(PY) -m demo $(ARGS)
+
+test: $(STAMP)
+	@tools/system-packages.sh
+	$(PY) -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+calibrate: $(STAMP)
+	$(PY) -m sim.calibrate $(ARGS)
+
+stack: $(STAMP)
+	@tools/system-packages.sh
+	$(PY) -m botify.stack up $(ARGS)
+
+clean:
+	rm -rf $(VENV) runs data .pytest_cache .ruff_cache

@@ -1,0 +1,123 @@
+"""Versioned top-K recommendation lists in Redis (the contract between trainer and service).
+
+Layout (prefix `botify`, list set `name`, e.g. `core`):
+    {prefix}:lists:{name}:active          -> the active version (a string)
+    {prefix}:lists:{name}:versions        -> hash version -> JSON metadata {"users", "created", ...}
+    {prefix}:lists:{name}:{version}:{<user>} -> packed little-endian uint32 track ids, best first
+
+Values are raw uint32 bytes: nothing read from Redis is unpickled or evaluated. The user id sits in
+a Redis Cluster hash tag `{<user>}` so a user's lists and cursors share one slot. A new version is
+written completely, counted, then made live with one SET of the pointer (atomic); replicas read the
+pointer, so they switch without restart.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import redis
+
+_DTYPE = np.dtype("<u4")
+
+
+def pack(tracks: Sequence[int] | np.ndarray) -> bytes:
+    arr = np.asarray(tracks)
+    if arr.ndim != 1 or (arr.size and (arr.min() < 0 or arr.max() > 0xFFFFFFFF)):
+        raise ValueError("a list must be a 1-d sequence of track ids in [0, 2**32)")
+    return arr.astype(_DTYPE).tobytes()
+
+
+def unpack(raw: bytes) -> np.ndarray:
+    if len(raw) % _DTYPE.itemsize:
+        raise ValueError(f"corrupt list: {len(raw)} bytes is not a whole number of uint32")
+    return np.frombuffer(raw, dtype=_DTYPE).astype(np.int64)
+
+
+class TopLists:
+    """Read and write one named set of per-user lists (e.g. `core`) in Redis."""
+
+    def __init__(self, client: redis.Redis, name: str = "core", prefix: str = "botify"):
+        if ":" in name or "{" in name:
+            raise ValueError(f"bad list name {name!r}")
+        self.client = client
+        self.name = name
+        self.base = f"{prefix}:lists:{name}"
+
+    # -- keys -------------------------------------------------------------------------------
+    @property
+    def pointer_key(self) -> str:
+        return f"{self.base}:active"
+
+    @property
+    def versions_key(self) -> str:
+        return f"{self.base}:versions"
+
+    def key(self, version: str, user: int) -> str:
+        return f"{self.base}:{version}:{{{int(user)}}}"
+
+    # -- reading (the service's side) --------------------------------------------------------
+    def active_version(self) -> str | None:
+        raw = self.client.get(self.pointer_key)
+        return raw.decode() if raw is not None else None
+
+    def get(self, user: int, version: str | None = None) -> np.ndarray | None:
+        """The user's list under `version` (default: the active one); None when there is none."""
+        version = version or self.active_version()
+        if version is None:
+            return None
+        raw = self.client.get(self.key(version, user))
+        return None if raw is None else unpack(raw)
+
+    # -- writing (the trainer's side) --------------------------------------------------------
+    def write(
+        self,
+        lists: Iterable[tuple[int, Sequence[int]]],
+        version: str | None = None,
+        meta: dict | None = None,
+        batch: int = 2000,
+    ) -> tuple[str, int]:
+        """Write a complete new version (not yet active). Returns (version, users written)."""
+        version = version or time.strftime("v%Y%m%dT%H%M%S") + f"-{time.time_ns() % 10**6:06d}"
+        if ":" in version or "{" in version:
+            raise ValueError(f"bad version {version!r}")
+        if self.client.hexists(self.versions_key, version):
+            raise ValueError(f"version {version} already exists")
+        n = 0
+        pipe = self.client.pipeline(transaction=False)
+        for user, tracks in lists:
+            pipe.set(self.key(version, user), pack(tracks))
+            n += 1
+            if n % batch == 0:
+                pipe.execute()
+        pipe.execute()
+        info = {"users": n, "created": time.time(), **(meta or {})}
+        self.client.hset(self.versions_key, version, json.dumps(info))
+        return version, n
+
+    def count(self, version: str) -> int:
+        """Users actually present in Redis under `version` (SCAN, not the recorded metadata)."""
+        return sum(1 for _ in self.client.scan_iter(match=f"{self.base}:{version}:*", count=5000))
+
+    def versions(self) -> dict[str, dict]:
+        raw = self.client.hgetall(self.versions_key)
+        out = {k.decode(): json.loads(v) for k, v in raw.items()}
+        return dict(sorted(out.items(), key=lambda kv: kv[1].get("created", 0)))
+
+    def activate(self, version: str) -> str | None:
+        """Make `version` live atomically; returns the version it replaced."""
+        if not self.client.hexists(self.versions_key, version):
+            raise KeyError(f"unknown version {version}")
+        previous = self.client.set(self.pointer_key, version, get=True)
+        return previous.decode() if previous is not None else None
+
+    def delete(self, version: str) -> int:
+        if version == self.active_version():
+            raise ValueError("refusing to delete the active version")
+        keys = list(self.client.scan_iter(match=f"{self.base}:{version}:*", count=5000))
+        for i in range(0, len(keys), 5000):
+            self.client.delete(*keys[i : i + 5000])
+        self.client.hdel(self.versions_key, version)
+        return len(keys)
