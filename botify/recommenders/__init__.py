@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from botify.recommenders.base import REGISTRY, Context, Recommender, register
+from botify.recommenders.base import REGISTRY, Context, Recommendation, Recommender, register
 
 
 def _load_all() -> None:
@@ -35,4 +35,4 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-__all__ = ["Context", "Recommender", "register", "get", "build", "names"]
+__all__ = ["Context", "Recommendation", "Recommender", "register", "get", "build", "names"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -31,8 +31,14 @@ class Context:
     cursors: Any = None  # per-user cursor store (Redis in the service, a dict in the simulator)
 
 
+class Recommendation(NamedTuple):
+    track: int
+    fallback: bool = False  # True when the recommender had to answer without its own data
+
+
 class Recommender(ABC):
     name: ClassVar[str]
+    uses_store: ClassVar[bool] = False  # reads Redis (lists, cursors): skipped while Redis fails
 
     def __init__(self, ctx: Context, **params):
         self.ctx = ctx
@@ -42,7 +48,11 @@ class Recommender(ABC):
     @abstractmethod
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int: ...
 
-    def on_session_end(self, user: int) -> None:
+    def recommend(self, user: int, prev_track: int, prev_track_time: float) -> Recommendation:
+        """`recommend_next` plus whether it fell back (the service logs that)."""
+        return Recommendation(self.recommend_next(user, prev_track, prev_track_time))
+
+    def on_session_end(self, user: int) -> None:  # noqa: B027 - optional hook
         """Called on /last; stateful recommenders forget the session here."""
 
 

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import numpy as np
+
+from botify.recommenders.base import Context, register
+from botify.recommenders.indexed import ListRecommender
+from botify.store import MemoryCursors
+
+
+@register
+class SortedIndexed(ListRecommender):
+    """The user's top-K list in ranked order (the seed's MyOwnIndexed).
+
+    A per-user cursor (atomic in Redis, shared by every replica) walks the list: a session starts
+    at the top (the cursor is reset on /last), each /next hands out the next position, and the
+    end of the list wraps to the top.
+    """
+
+    name = "sorted_indexed"
+
+    def __init__(self, ctx: Context, lists: str = "core", fallback: str = "sticky_artist"):
+        super().__init__(ctx, lists=lists, fallback=fallback)
+        self.cursors = ctx.cursors if ctx.cursors is not None else MemoryCursors()
+        self.scope = f"{self.name}:{lists}"
+
+    def restart_past(self, prev_track_time: float) -> int | None:
+        """Restart at the top when the last position handed out is past this (None: never)."""
+        return None
+
+    def pick(self, user: int, tracks: np.ndarray, prev_track_time: float) -> int:
+        position = self.cursors.advance(
+            self.scope, user, len(tracks), self.restart_past(prev_track_time)
+        )
+        return tracks[position]
+
+    def on_session_end(self, user: int) -> None:
+        self.cursors.reset(self.scope, user)

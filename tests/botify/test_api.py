@@ -1,0 +1,148 @@
+"""The REST contract (DESIGN.md), the course simulator's request sequence, and configuration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from botify.app import create_app
+from botify.experiments import Experiments
+
+from .conftest import EXPERIMENTS, N_TRACKS, artist_of, read_events, user_list
+
+ROUTE = Experiments.from_file(EXPERIMENTS)
+
+
+def first_user(arm: str, start: int = 0) -> int:
+    return next(u for u in range(start, 10_000) if ROUTE.routing.assign(u).name == arm)
+
+
+def test_hello_health_and_track(client):
+    assert client.get("/").json["status"] == "alive"
+    assert client.get("/health").json["status"] == "ok"
+    assert client.get("/track/13").json == {
+        "track": 13,
+        "artist": "artist 1",
+        "title": "song 13",
+        "genre": "jazz",
+    }
+    missing = client.get(f"/track/{N_TRACKS}")
+    assert missing.status_code == 404 and missing.json == {"message": "track not found"}
+
+
+def test_unknown_path_and_method_answer_json(client):
+    assert client.get("/nowhere").status_code == 404
+    assert "message" in client.get("/nowhere").json
+    wrong = client.get("/next/1")
+    assert wrong.status_code == 405 and "message" in wrong.json
+
+
+def test_next_and_last_contract(client, core_lists, app):
+    user = first_user("T1")
+    answer = client.post(f"/next/{user}", json={"track": 5, "time": 0.5})
+    assert answer.status_code == 200
+    assert answer.json == {"user": user, "track": user_list(user)[0]}
+    last = client.post(f"/last/{user}", json={"track": answer.json["track"], "time": 0.3})
+    assert last.status_code == 200 and last.json == {"user": user}
+
+    nxt, end = read_events(app.config["LOG_DIR"])
+    assert set(nxt) == {
+        "message", "timestamp", "user", "track", "time", "latency",
+        "recommendation", "experiments", "replica", "fallback",
+    }  # fmt: skip
+    assert (nxt["message"], nxt["user"], nxt["track"], nxt["time"]) == ("next", user, 5, 0.5)
+    assert nxt["recommendation"] == user_list(user)[0]
+    assert nxt["experiments"] == {"AB": "T1"} and nxt["replica"] == "test-1"
+    assert nxt["fallback"] is False and 0 < nxt["latency"] < 1
+    assert isinstance(nxt["timestamp"], int) and nxt["timestamp"] > 1.7e12
+    assert (end["message"], end["recommendation"], end["time"]) == ("last", None, 0.3)
+
+
+def test_course_simulator_request_sequence(client, core_lists, app):
+    """The course's RemoteRecommender: pycurl POSTs with Accept and Content-Type JSON headers,
+    body json.dumps({"track", "time"}); time 1.0 on the first step; /last with the final reward."""
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    user, track, reward = first_user("T2"), 42, 1.0
+    seen = []
+    for step in range(4):
+        body = json.dumps({"track": int(track), "time": reward})
+        answer = client.post(f"/next/{user}", data=body, headers=headers)
+        assert answer.status_code == 200
+        track, reward = answer.json["track"], [0.9, 0.05, 0.7, 0.0][step]
+        seen.append(track)
+    body = json.dumps({"track": int(track), "time": reward})
+    assert client.post(f"/last/{user}", data=body, headers=headers).json == {"user": user}
+    assert seen == user_list(user)[:4]
+    events = read_events(app.config["LOG_DIR"])
+    assert [e["message"] for e in events] == ["next"] * 4 + ["last"]
+    assert [e["time"] for e in events] == [1.0, 0.9, 0.05, 0.7, 0.0]
+
+
+def test_sticky_artist_arm_needs_no_lists(client):
+    user = first_user("C")
+    for track in (0, 57, 199):
+        answer = client.post(f"/next/{user}", json={"track": track, "time": 1})
+        assert answer.status_code == 200
+        assert artist_of(answer.json["track"]) == artist_of(track)
+
+
+def test_experiments_endpoints(client):
+    config = client.get("/experiments").json
+    assert config["route"] == "AB"
+    assert [a["name"] for a in config["experiments"][0]["arms"]] == ["C", "T1", "T2", "T3"]
+    user = first_user("T3")
+    mine = client.get(f"/experiments/{user}").json
+    assert mine["experiments"] == {"AB": "T3"}
+    assert mine["route"] == {"experiment": "AB", "arm": "T3", "recommender": "indexed"}
+
+
+def test_readiness_needs_redis_and_lists(make_app, redis_client):
+    client = make_app().test_client()
+    waiting = client.get("/ready")
+    assert waiting.status_code == 503
+    assert waiting.json["reasons"] == ["list set 'core' has no active version"]
+    assert redis_client.hget("botify:catalog", "tracks") == str(N_TRACKS).encode()  # refilled
+    collect = make_app(EXPERIMENTS=str(EXPERIMENTS.with_name("experiments-collect.yml")))
+    assert collect.test_client().get("/ready").json["ready"] is True
+    unreachable = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client().get("/ready")
+    assert unreachable.status_code == 503 and "Redis unavailable" in unreachable.json["reasons"][0]
+
+
+def test_readiness_ok_with_lists(client, core_lists):
+    ready = client.get("/ready")
+    assert ready.status_code == 200, ready.json
+    assert ready.json["lists"] == {"core": {"active": core_lists, "users": 500}}
+
+
+def test_config_precedence(tmp_path, monkeypatch, tracks_json, redis_url):
+    config_file = tmp_path / "botify.yml"
+    config_file.write_text(
+        f"BOTIFY_REPLICA: from-file\nCATALOG: {tracks_json}\nMAX_USER: 1000\nLOG_DIR: {tmp_path}\n"
+    )
+    monkeypatch.setenv("BOTIFY_CONFIG", str(config_file))
+    monkeypatch.setenv("BOTIFY_REDIS_URL", redis_url)
+    monkeypatch.setenv("BOTIFY_MAX_USER", "2000")
+    app = create_app()
+    assert app.config["REPLICA"] == "from-file" and app.config["MAX_USER"] == 2000
+    assert app.config["EXPERIMENTS"] == "config/experiments.yml"  # default
+    monkeypatch.setenv("BOTIFY_REPLICA", "1")  # parsed as JSON by Flask, kept a string
+    assert create_app().config["REPLICA"] == "1"
+    assert create_app({"BOTIFY_MAX_USER": 5}).config["MAX_USER"] == 5
+
+
+def test_missing_catalog_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="BOTIFY_CATALOG"):
+        create_app({"CATALOG": str(tmp_path / "none.json")})
+
+
+def test_cli_commands(app, redis_client):
+    runner = app.test_cli_runner()
+    loaded = runner.invoke(args=["load-catalog"])
+    assert loaded.exit_code == 0 and json.loads(loaded.output)["tracks"] == N_TRACKS
+    assert redis_client.hget("botify:catalog", "tracks") == str(N_TRACKS).encode()
+    ready = runner.invoke(args=["ready"])
+    assert ready.exit_code == 1 and '"ready": false' in ready.output
+    user = first_user("T2")
+    assigned = runner.invoke(args=["assign", str(user)])
+    assert json.loads(assigned.output) == {"user": user, "experiments": {"AB": "T2"}}
