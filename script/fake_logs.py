@@ -1,0 +1,180 @@
+"""Synthetic event logs with known effects, for the exporter's and the report's tests and benches.
+
+The lines follow DESIGN.md exactly and land where the service writes them:
+``<root>/recommender-<i>/events-<pid>.jsonl`` plus rotated ``.1``, ``.2``, ... (``.1`` the newest
+rotated part, as Python's RotatingFileHandler names them). Per-track listening time is
+``uniform(0, 0.5) * effect[arm]`` (effects <= 2 keep it inside [0, 1]), so the true relative
+effect of an arm on ``time`` and ``mean_time_per_session`` is ``effect - 1``; sessions and tracks
+do not depend on the arm.
+
+    python -m script.fake_logs --out DIR --users 10000 --events 3000000 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mmh3
+import numpy as np
+import pandas as pd
+
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@dataclass
+class FakeLogSpec:
+    users: int = 1000
+    experiment: str = "AB"
+    arms: tuple[str, ...] = ("C", "T1")
+    effects: dict[str, float] = field(default_factory=dict)  # arm -> factor on per-track time
+    weights: tuple[float, ...] | None = None  # None: the service's salted hash; else a skew
+    other_experiments: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sessions_mean: float = 3.0
+    tracks_mean: float = 8.0
+    replicas: int = 2
+    workers_per_replica: int = 2
+    seed: int = 0
+
+
+def assign(users: np.ndarray, experiment: str, arms: tuple[str, ...]) -> np.ndarray:
+    """DESIGN.md's assignment: murmur3_32(str(user), seed=murmur3_32(name)) mod len(arms)."""
+    salt = mmh3.hash(experiment, signed=False)
+    buckets = [mmh3.hash(str(user), seed=salt, signed=False) % len(arms) for user in users]
+    return np.asarray(arms, dtype=object)[buckets]
+
+
+def fake_events(spec: FakeLogSpec) -> pd.DataFrame:
+    """One row per event in timestamp order, with an ``arm`` column for ``spec.experiment``."""
+    rng = np.random.default_rng(spec.seed)
+    users = np.arange(spec.users)
+    if spec.weights is None:
+        arm_of_user = assign(users, spec.experiment, spec.arms)
+    else:
+        p = np.asarray(spec.weights, dtype=float) / sum(spec.weights)
+        arm_of_user = np.asarray(spec.arms, dtype=object)[
+            rng.choice(len(spec.arms), spec.users, p=p)
+        ]
+
+    sessions = 1 + rng.poisson(spec.sessions_mean - 1, spec.users)
+    session_user = np.repeat(users, sessions)
+    tracks = 1 + rng.poisson(spec.tracks_mean - 1, len(session_user))
+    event_session = np.repeat(np.arange(len(session_user)), tracks)
+    user = session_user[event_session]
+    arm = arm_of_user[user]
+    factor = np.ones(len(user))
+    for name, effect in spec.effects.items():
+        factor[arm == name] = effect
+
+    # sessions of one user follow each other; users interleave over about a day
+    first = np.r_[0, np.cumsum(sessions)[:-1]]
+    gaps = rng.integers(60_000, 3_600_000, len(session_user))
+    gaps[first] = rng.integers(0, 86_400_000, spec.users)
+    session_start = START_MS + _cumsum_within(gaps, session_user)
+    position = np.arange(len(user)) - np.repeat(np.r_[0, np.cumsum(tracks)[:-1]], tracks)
+    timestamp = session_start[event_session] + position * 3_000 + rng.integers(0, 1000, len(user))
+    is_last = position == tracks[event_session] - 1
+
+    events = pd.DataFrame(
+        {
+            "message": np.where(is_last, "last", "next"),
+            "timestamp": timestamp,
+            "user": user,
+            "track": rng.integers(0, 50_000, len(user)),
+            "time": np.round(rng.uniform(0.0, 0.5, len(user)) * factor, 4),
+            "latency": np.round(rng.exponential(0.002, len(user)), 6),
+            "recommendation": np.where(is_last, -1, rng.integers(0, 50_000, len(user))),
+            "arm": arm,
+            "worker": rng.integers(0, spec.replicas * spec.workers_per_replica, len(user)),
+        }
+    )
+    for name, other_arms in spec.other_experiments.items():
+        events["exp:" + name] = assign(users, name, other_arms)[user]
+    return events.sort_values("timestamp", kind="stable", ignore_index=True)
+
+
+def _cumsum_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Cumulative sum restarting at each new group (groups are contiguous)."""
+    total = np.cumsum(values)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    offset = np.repeat(total[starts] - values[starts], np.diff(np.r_[starts, len(values)]))
+    return total - offset
+
+
+def event_lines(events: pd.DataFrame, experiment: str, replica: str = "recommender-1") -> list[str]:
+    """The JSON lines of ``events`` as the service writes them (one per event)."""
+    others = [c for c in events.columns if c.startswith("exp:")]
+    out = []
+    columns = [events[c].tolist() for c in ("message", "timestamp", "user", "track", "time")]
+    latency, recommendation, arm = (
+        events[c].tolist() for c in ("latency", "recommendation", "arm")
+    )
+    other_values = [events[c].tolist() for c in others]
+    for i, (message, ts, user, track, listened) in enumerate(zip(*columns, strict=True)):
+        rec = "null" if recommendation[i] < 0 else recommendation[i]
+        exps = f'"{experiment}": "{arm[i]}"' + "".join(
+            f', "{name[4:]}": "{values[i]}"'
+            for name, values in zip(others, other_values, strict=True)
+        )
+        out.append(
+            f'{{"message": "{message}", "timestamp": {ts}, "user": {user}, "track": {track}, '
+            f'"time": {listened}, "latency": {latency[i]}, "recommendation": {rec}, '
+            f'"experiments": {{{exps}}}, "replica": "{replica}"}}'
+        )
+    return out
+
+
+def write_logs(
+    events: pd.DataFrame,
+    root: Path,
+    experiment: str,
+    workers_per_replica: int = 2,
+    lines_per_file: int | None = None,
+) -> list[Path]:
+    """Write the events as the service's workers would; return the files written."""
+    written = []
+    for worker, part in events.groupby("worker", sort=True):
+        replica = f"recommender-{worker // workers_per_replica + 1}"
+        folder = root / replica
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = event_lines(part, experiment, replica)
+        size = lines_per_file or max(len(lines), 1)
+        pieces = [lines[i : i + size] for i in range(0, len(lines), size)]
+        base = folder / f"events-{1000 + worker}.jsonl"
+        for age, piece in enumerate(reversed(pieces)):  # newest piece is the live file
+            path = base if age == 0 else base.with_name(f"{base.name}.{age}")
+            path.write_text("\n".join(piece) + "\n")
+            written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m script.fake_logs", description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=None, help="about this many events")
+    parser.add_argument("--tracks-mean", type=float, default=8.0)
+    parser.add_argument("--lines-per-file", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    sessions_mean = 3.0
+    if args.events:
+        sessions_mean = max(1.0, args.events / args.users / args.tracks_mean)
+    spec = FakeLogSpec(
+        users=args.users,
+        arms=("C", "T1", "T2", "T3"),
+        effects={"T1": 1.4, "T2": 1.4, "T3": 1.04},
+        sessions_mean=sessions_mean,
+        tracks_mean=args.tracks_mean,
+        seed=args.seed,
+    )
+    events = fake_events(spec)
+    files = write_logs(events, args.out, spec.experiment, lines_per_file=args.lines_per_file)
+    print(f"{len(events):,} events in {len(files)} files under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The A/B report: the course's metrics and Welch intervals, Holm, SRM, A/A, CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import namedtuple
+
+import mmh3
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+
+from script import ab, export
+from script.fake_logs import FakeLogSpec, fake_events, write_logs
+
+
+def small_events() -> pd.DataFrame:
+    """Hand-made: 3 users in C, 3 in T1, one unfinished session, events out of order."""
+    rows = [
+        # user, arm, timestamp, message, time, latency (s)
+        (1, "C", 10, "next", 0.5, 0.001),
+        (1, "C", 20, "last", 0.25, 0.003),
+        (1, "C", 30, "next", 1.0, 0.002),
+        (1, "C", 40, "last", 0.0, 0.002),
+        (1, "C", 50, "next", 0.9, 0.010),  # unfinished: not counted
+        (2, "C", 15, "last", 0.4, 0.001),
+        (3, "C", 12, "next", 0.2, 0.004),
+        (3, "C", 11, "next", 0.1, 0.002),  # earlier timestamp, later in the file
+        (3, "C", 13, "last", 0.3, 0.003),
+        (4, "T1", 10, "next", 0.8, 0.002),
+        (4, "T1", 11, "last", 0.9, 0.002),
+        (5, "T1", 10, "next", 0.7, 0.001),
+        (5, "T1", 20, "next", 0.6, 0.001),
+        (5, "T1", 30, "last", 0.5, 0.004),
+        (6, "T1", 5, "last", 1.0, 0.003),
+        (6, "T1", 6, "last", 0.75, 0.001),
+        (7, "T1", 5, "next", 0.75, 0.001),  # no finished session at all
+    ]
+    return pd.DataFrame(rows, columns=["user", "arm", "timestamp", "message", "time", "latency"])
+
+
+def notebook_user_metrics(data: pd.DataFrame) -> pd.DataFrame:
+    """The course notebook's computation (row by row), as an independent reference."""
+    Session = namedtuple("Session", ["timestamp", "tracks", "time", "latency"])
+    sessions = []
+    for (user, arm), user_data in data.groupby(["user", "arm"]):
+        session = None
+        for _, row in user_data.sort_values("timestamp").iterrows():
+            if session is None:
+                session = Session(row["timestamp"], 0, 0, 0)
+            session = session._replace(
+                tracks=session.tracks + 1,
+                time=session.time + row["time"],
+                latency=session.latency + row["latency"] * 1000,
+            )
+            if row["message"] == "last":
+                sessions.append({"user": user, "arm": arm, **session._asdict()})
+                session = None
+    users = (
+        pd.DataFrame(sessions)
+        .groupby(["user", "arm"])
+        .agg(sessions=("timestamp", "count"), tracks=("tracks", "sum"), time=("time", "sum"),
+             latency=("latency", "sum"))
+        .reset_index()
+    )  # fmt: skip
+    users["mean_request_latency"] = users["latency"] / users["tracks"]
+    users["mean_tracks_per_session"] = users["tracks"] / users["sessions"]
+    users["mean_time_per_session"] = users["time"] / users["sessions"]
+    return users[["user", "arm", *ab.METRICS]]
+
+
+def course_welch(control: np.ndarray, treatment: np.ndarray, alpha: float):
+    """The notebook's dof() and ci(), plus the two-sided p-value of the same t: (lower, upper, p)."""
+    n0, n1, s0, s1 = len(control), len(treatment), control.var(ddof=1), treatment.var(ddof=1)
+    dof = (s0 / n0 + s1 / n1) ** 2 / (s0**2 / n0**2 / (n0 - 1) + s1**2 / n1**2 / (n1 - 1))
+    se = np.sqrt(s0 / n0 + s1 / n1)
+    half = stats.t.ppf(1 - alpha / 2, dof) * se
+    effect = treatment.mean() - control.mean()
+    return effect - half, effect + half, 2 * stats.t.sf(abs(effect) / se, dof)
+
+
+def test_user_metrics_match_the_notebook_exactly():
+    events = small_events()
+    ours = ab.user_metrics(events).sort_values(["arm", "user"], ignore_index=True)
+    reference = notebook_user_metrics(events).sort_values(["arm", "user"], ignore_index=True)
+    pd.testing.assert_frame_equal(ours, reference, check_dtype=False, rtol=1e-12)
+    assert ours["user"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert ours["sessions"].tolist() == [2, 1, 1, 1, 1, 2]
+    assert ours["time"].tolist() == pytest.approx([1.75, 0.4, 0.6, 1.7, 1.8, 1.75])
+    assert ours["mean_request_latency"].tolist() == pytest.approx([2.0, 1.0, 3.0, 2.0, 2.0, 2.0])
+
+
+def test_effects_pinned_and_equal_to_the_course_formula():
+    metrics = ab.user_metrics(small_events())
+    effects = {e.metric: e for e in ab.compare_all(metrics, "C", 0.05)}
+    assert {e.arm for e in effects.values()} == {"T1"}
+    for name, e in effects.items():
+        control = metrics.loc[metrics["arm"] == "C", name].to_numpy(float)
+        treatment = metrics.loc[metrics["arm"] == "T1", name].to_numpy(float)
+        lower, upper, p_value = course_welch(control, treatment, 0.05)
+        assert (e.diff_lower, e.diff_upper) == pytest.approx((lower, upper), rel=1e-10)
+        assert e.p_value == pytest.approx(p_value, rel=1e-10)
+        assert e.effect_pct == pytest.approx(e.diff / e.control_mean * 100)
+    tps = effects["mean_time_per_session"]  # C: 0.875, 0.4, 0.6; T1: 1.7, 1.8, 0.875
+    assert tps.control_mean == pytest.approx(0.625)
+    assert tps.treatment_mean == pytest.approx(1.4583333333333333)
+    assert tps.effect_pct == pytest.approx(133.33333333333331)
+    assert (tps.lower_pct, tps.upper_pct) == pytest.approx((-36.8715159, 303.5381825))
+    assert tps.p_value == pytest.approx(0.0868636221)
+    assert tps.significant is False
+    holm = sorted(e.p_value for e in effects.values() if e.p_value is not None)
+    assert effects["mean_request_latency"].status == "ok"
+    assert min(e.p_holm for e in effects.values() if e.p_holm is not None) == pytest.approx(
+        min(1.0, holm[0] * len(holm))
+    )
+
+
+def test_not_enough_data_is_a_status_not_a_crash():
+    metrics = pd.DataFrame(
+        {"user": [1, 2, 3], "arm": ["C", "C", "T1"], **{m: [1.0, 2.0, 3.0] for m in ab.METRICS}}
+    )
+    metrics.loc[:, "sessions"] = [2.0, 2.0, 2.0]
+    effects = ab.compare_all(metrics, "C", 0.05)
+    assert {e.status for e in effects} == {"too_few_users"}
+    assert "needs at least 2 users" in effects[0].message and effects[0].p_value is None
+    same = pd.DataFrame({"user": [1, 2, 3, 4], "arm": ["C", "C", "T1", "T1"], "time": [1.0] * 4})
+    (effect,) = ab.compare_all(same, "C", 0.05, names=("time",))
+    assert effect.status == "no_variance" and effect.effect_pct is None
+    zero = pd.DataFrame(
+        {"user": [1, 2, 3, 4], "arm": ["C", "C", "T1", "T1"], "time": [0, 0, 1, 2.0]}
+    )
+    (effect,) = ab.compare_all(zero, "C", 0.05, names=("time",))
+    assert effect.status == "zero_control_mean" and effect.p_value is not None
+
+
+@pytest.fixture(scope="module")
+def effect_events() -> pd.DataFrame:
+    spec = FakeLogSpec(users=3000, arms=("C", "T1", "T2"), effects={"T1": 1.3}, seed=11)
+    return fake_events(spec)
+
+
+def test_an_injected_effect_is_found_and_covered(effect_events):
+    effects = ab.compare_all(ab.user_metrics(effect_events), "C", 0.05)
+    found = {(e.arm, e.metric): e for e in effects}
+    true_pct = 30.0  # per-track time x1.3, independent of sessions and tracks
+    for metric in ("mean_time_per_session", "time"):
+        e = found[("T1", metric)]
+        assert e.lower_pct < true_pct < e.upper_pct
+        assert e.significant and e.significant_holm
+    assert not found[("T2", "mean_time_per_session")].significant_holm
+
+
+def test_aa_flags_about_alpha(effect_events):
+    """Identical arms (C vs T2 users, re-split by 400 salts): about 5 % flagged at alpha 0.05."""
+    metrics = ab.user_metrics(effect_events[effect_events["arm"] != "T1"])
+    users = metrics["user"].to_numpy()
+    flagged = []  # (metric, significant)
+    for salt in range(400):
+        seed = mmh3.hash(f"AA{salt}", signed=False)
+        treated = np.array([mmh3.hash(str(u), seed=seed, signed=False) % 2 for u in users]) == 1
+        for name in ab.METRICS:
+            values = metrics[name].to_numpy(float)
+            effect = ab.compare_arm(name, "T1", values[~treated], values[treated], 0.05)
+            flagged.append((name, effect.significant))
+    rate = np.mean([significant for _, significant in flagged])
+    assert 0.02 <= rate <= 0.08, rate  # seen: 0.044
+    for name in ab.METRICS:
+        assert 0.02 <= np.mean([s for m, s in flagged if m == name]) <= 0.08, name
+
+
+def test_srm_fires_on_a_skewed_split_only():
+    fair = fake_events(FakeLogSpec(users=4000, arms=("C", "T1", "T2", "T3"), tracks_mean=2, seed=1))
+    assert not ab.sample_ratio(fair).mismatch
+    skewed = fake_events(
+        FakeLogSpec(users=4000, arms=("C", "T1"), weights=(0.55, 0.45), tracks_mean=2, seed=1)
+    )
+    result = ab.sample_ratio(skewed)
+    assert result.mismatch and result.p_value < 0.001
+    assert sum(result.users.values()) == 4000
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, effect_events):
+    root = tmp_path_factory.mktemp("ab")
+    write_logs(effect_events, root / "logs", "AB")
+    export.export([root / "logs"], root / "ds")
+    return root / "ds"
+
+
+def test_cli_writes_the_report(dataset, tmp_path, capsys):
+    assert ab.main(["--data", str(dataset), "--experiment", "AB", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "T1   mean_time_per_session" in out and "p Holm" in out
+    effects = pd.read_csv(tmp_path / "effects.csv")
+    assert len(effects) == 2 * len(ab.METRICS)
+    assert set(effects.columns) >= {"effect_pct", "lower_pct", "upper_pct", "p_value", "p_holm"}
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["experiment"] == "AB" and report["alpha"] == 0.05
+    assert report["versions"]["statsmodels"] and report["data"] == str(dataset)
+    assert report["srm"]["mismatch"] is False
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| T1 | mean_time_per_session |" in markdown and "alpha = 0.05" in markdown
+    assert (tmp_path / "ab_test.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_errors(dataset, tmp_path, capsys):
+    args = ["--data", str(dataset), "--out", str(tmp_path)]
+    assert ab.main([*args, "--experiment", "NOPE"]) == 1
+    assert "unknown experiment 'NOPE'; the data has: AB" in capsys.readouterr().err
+    assert ab.main([*args, "--experiment", "AB", "--control", "X"]) == 1
+    assert "control arm 'X' not in experiment 'AB'; its arms: C, T1, T2" in capsys.readouterr().err
+    missing = ["--data", str(tmp_path / "none"), "--out", str(tmp_path), "--experiment", "AB"]
+    assert ab.main(missing) == 1
+    assert "no dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        ab.main([*args, "--experiment", "AB", "--alpha", "2"])
+    assert exit_info.value.code == 2
+
+
+def test_time_window(dataset, effect_events, tmp_path, capsys):
+    middle = int(effect_events["timestamp"].median())
+    args = ["--data", str(dataset), "--experiment", "AB", "--out", str(tmp_path)]
+    assert ab.main([*args, "--since", str(middle)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["events"] == (effect_events["timestamp"] >= middle).sum()
+    assert report["since_ms"] == middle
+    assert ab.main([*args, "--until", str(middle), "--since", str(middle)]) == 1
+    assert "in the selected time window" in capsys.readouterr().err
+
+
+def test_cli_empty_data(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pq.write_table(export.empty_table(), empty / export.DATA_FILE)  # the schema, zero rows
+    assert ab.main(["--data", str(empty), "--experiment", "AB", "--out", str(tmp_path)]) == 1
+    assert "has no events" in capsys.readouterr().err

@@ -1,0 +1,159 @@
+"""The exporter: rotated files, quarantine, duplicates, idempotence, schema, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from script import export
+from script.fake_logs import FakeLogSpec, fake_events, write_logs
+from tests.script.test_events import line
+
+
+@pytest.fixture(scope="module")
+def events() -> pd.DataFrame:
+    return fake_events(FakeLogSpec(users=60, arms=("C", "T1"), seed=3))
+
+
+@pytest.fixture
+def logs(tmp_path, events) -> Path:
+    root = tmp_path / "logs"
+    write_logs(events, root, "AB", lines_per_file=40)
+    return root
+
+
+def read(dataset: Path) -> pd.DataFrame:
+    return pd.read_parquet(dataset)
+
+
+def test_rotated_files_are_found_oldest_first(logs):
+    files = export.find_log_files([logs])
+    names = [p.name for p in files if p.parent.name == "recommender-1" and "1000" in p.name]
+    rotated = sorted((n for n in names if n != "events-1000.jsonl"), key=lambda n: -int(n[-1]))
+    assert names == [*rotated, "events-1000.jsonl"]
+    (logs / "recommender-1" / "notes.txt").write_text("not a log")
+    assert export.find_log_files([logs]) == files
+
+
+def test_export_keeps_every_event_once_with_the_fixed_schema(logs, tmp_path, events):
+    summary = export.export([logs], tmp_path / "ds")
+    data = read(tmp_path / "ds")
+    assert len(data) == len(events) == summary.events == summary.events_added
+    assert summary.bad_lines == 0 and summary.duplicates == 0
+    assert summary.users == events["user"].nunique()
+    assert summary.sessions == (events["message"] == "last").sum()
+    assert summary.arms == {"AB": events["arm"].value_counts().sort_index().to_dict()}
+    schema = pq.read_schema(tmp_path / "ds" / export.DATA_FILE)
+    assert [(f.name, str(f.type)) for f in schema] == [
+        ("message", "string"), ("timestamp", "int64"), ("user", "int64"), ("track", "int64"),
+        ("time", "double"), ("latency", "double"), ("recommendation", "int64"),
+        ("replica", "string"), ("exp_AB", "string"),
+    ]  # fmt: skip
+    assert data["timestamp"].is_monotonic_increasing
+    expected = events.sort_values(["timestamp", "user"], ignore_index=True)
+    got = data.sort_values(["timestamp", "user"], ignore_index=True)
+    assert got["user"].tolist() == expected["user"].tolist()
+    assert got["exp_AB"].tolist() == expected["arm"].tolist()
+    assert got["time"].tolist() == expected["time"].tolist()
+    assert got["recommendation"].isna().sum() == (expected["message"] == "last").sum()
+
+
+def test_export_is_idempotent(logs, tmp_path):
+    out = tmp_path / "ds"
+    export.export([logs], out)
+    before = (out / export.DATA_FILE).read_bytes()
+    again = export.export([logs, logs], out)
+    assert again.events_added == 0 and again.duplicates == again.lines_valid
+    assert (out / export.DATA_FILE).read_bytes() == before
+
+
+def test_a_pull_then_a_bigger_pull_gives_each_event_once(logs, tmp_path, events):
+    early = tmp_path / "early"
+    shutil.copytree(logs, early)
+    live = early / "recommender-2" / "events-1002.jsonl"
+    text = live.read_bytes()
+    live.write_bytes(text[: len(text) // 2 + 7])  # a pull in the middle of a write
+    out = tmp_path / "ds"
+    first = export.export([early], out)
+    assert first.bad_lines == 1  # the cut line, set aside
+    assert first.events < len(events)
+    second = export.export([logs], out)
+    assert second.events == len(events)
+    assert second.events_added == len(events) - first.events
+    assert read(out).equals(read_fresh(logs, tmp_path / "fresh"))
+
+
+def read_fresh(logs: Path, out: Path) -> pd.DataFrame:
+    export.export([logs], out)
+    return read(out)
+
+
+def test_bad_and_duplicated_lines(tmp_path):
+    folder = tmp_path / "logs" / "recommender-1"
+    folder.mkdir(parents=True)
+    lines = [line(user=1), line(user=1), line(user=2, message="skip"), b"{", line(user=3)]
+    (folder / "events-9.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (folder / "events-9.jsonl.1").write_bytes(line(user=1) + b"\n" + line(user=4) + b"\n")
+    out = tmp_path / "ds"
+    summary = export.export([tmp_path / "logs"], out)
+    assert sorted(read(out)["user"]) == [1, 3, 4]
+    assert summary.duplicates == 2 and summary.bad_lines == 2
+    quarantined = [json.loads(x) for x in (out / export.QUARANTINE).read_text().splitlines()]
+    assert [(q["line"], q["reason"]) for q in quarantined] == [
+        (3, "message is not 'next' or 'last'"),
+        (4, quarantined[1]["reason"]),
+    ]
+    assert quarantined[0]["source"].endswith("events-9.jsonl")
+    export.export([tmp_path / "logs"], out)  # quarantine is idempotent too
+    assert len((out / export.QUARANTINE).read_text().splitlines()) == 2
+    assert json.loads((out / export.SUMMARY_FILE).read_text())["bad_lines"] == 2
+
+
+def test_small_chunks_give_the_same_dataset(logs, tmp_path):
+    export.export([logs], tmp_path / "a")
+    export.export([logs], tmp_path / "b", chunk_bytes=1000)
+    assert read(tmp_path / "a").equals(read(tmp_path / "b"))
+
+
+def test_new_experiments_extend_the_dataset(tmp_path):
+    folder = tmp_path / "logs" / "recommender-1"
+    folder.mkdir(parents=True)
+    (folder / "events-1.jsonl").write_bytes(line(experiments={"COLLECT": "C"}) + b"\n")
+    export.export([tmp_path / "logs"], tmp_path / "ds")
+    (folder / "events-1.jsonl.1").write_bytes(line(user=9, experiments={"AB": "T2"}) + b"\n")
+    export.export([tmp_path / "logs"], tmp_path / "ds")
+    data = read(tmp_path / "ds").sort_values("user")
+    assert data[["user", "exp_AB", "exp_COLLECT"]].values.tolist() == [
+        [7, None, "C"],
+        [9, "T2", None],
+    ]
+
+
+def test_cli(logs, tmp_path, capsys):
+    assert export.main([str(logs), "--out", str(tmp_path / "ds")]) == 0
+    output = capsys.readouterr().out
+    assert (
+        "users" in output and "events per arm  AB: C=" in output and "bad lines       0" in output
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert export.main([str(empty), "--out", str(tmp_path / "ds2")]) == 1
+    assert "no event logs" in capsys.readouterr().err
+    assert export.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "ds2")]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        export.main([str(logs)])
+    assert exit_info.value.code == 2
+
+
+def test_only_bad_lines_is_an_error_but_quarantined(tmp_path, capsys):
+    folder = tmp_path / "logs" / "recommender-1"
+    folder.mkdir(parents=True)
+    (folder / "events-1.jsonl").write_text("garbage\n")
+    assert export.main([str(tmp_path / "logs"), "--out", str(tmp_path / "ds")]) == 1
+    assert "no valid event" in capsys.readouterr().err
+    assert (tmp_path / "ds" / export.QUARANTINE).exists()
