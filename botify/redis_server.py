@@ -152,6 +152,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=6379)
     parser.add_argument("--host", default="127.0.0.1")
     ns = parser.parse_args()
+    # sigwait only receives blocked signals; unblocked, SIGTERM would kill Python before the
+    # context manager stops redis-server (left orphaned in its own session).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     with RedisServer(port=ns.port, host=ns.host) as server:
         print(server.url, flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})

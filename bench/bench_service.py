@@ -1,0 +1,178 @@
+"""Throughput and latency of POST /next through the local stack (2 replicas + nginx), with wrk.
+
+    python bench/bench_service.py [--world data/world] [--duration 8] [--connections 1 8 32]
+                                  [--worker-class gthread|sync]
+
+For each arm (`sorted_indexed` over deployed random top-100 lists, and the catalog-only
+`sticky_artist`) it starts the stack on one embedded Redis, runs wrk (a Lua script POSTs
+/next/<random user> with a JSON body) at each connection count through nginx, and once at one
+connection straight to a replica over keep-alive (the course service stalled 40 ms there).
+Printed per run: req/s, p50/p99 latency, non-2xx count, and the replicas' CPU (cores used), so
+req/s per replica core compares with the course's 733-883 req/s per process at 0.85 core.
+The world is generated (`python -m sim.world --out DIR --seed 1`) when missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from botify.redis_server import RedisServer
+from botify.stack import LocalStack
+from botify.toplists import TopLists
+
+WRK_SCRIPT = """
+math.randomseed(%(seed)d)
+local users, tracks = %(users)d, %(tracks)d
+local headers = {["Content-Type"] = "application/json"}
+request = function()
+  local body = string.format('{"track": %%d, "time": %%.2f}', math.random(0, tracks - 1), math.random())
+  return wrk.format("POST", "/next/" .. math.random(0, users - 1), headers, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, "non2xx": %%d, "socket_errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def ensure_world(world: Path) -> None:
+    if not (world / "tracks.json").is_file():
+        print(f"generating the default world into {world}", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "sim.world", "--out", str(world), "--seed", "1"], check=True
+        )
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def deploy_random_lists(redis_url: str, users: int, tracks: int, k: int = 100) -> str:
+    rng = np.random.default_rng(0)
+    client = redis.Redis.from_url(redis_url)
+    lists = TopLists(client, "core")
+    version, _ = lists.write(
+        ((user, rng.choice(tracks, size=k, replace=False)) for user in range(users)),
+        meta={"source": "bench_service random lists"},
+    )
+    lists.activate(version)
+    client.close()
+    return version
+
+
+def group_cpu_seconds(pgids: list[int]) -> float:
+    """utime + stime of every live process in these process groups (the replicas' masters+workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in pgids:  # fields[2] = pgrp
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def run_wrk(url: str, connections: int, duration: int, script: Path, pgids: list[int]) -> dict:
+    threads = min(2, connections)
+    cpu_before = group_cpu_seconds(pgids)
+    out = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
+         "--timeout", "5s", "-s", str(script), url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(
+            f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}"
+        )
+    cpu = group_cpu_seconds(pgids) - cpu_before
+    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    seconds = result["duration_us"] / 1e6
+    result["rps"] = result["requests"] / seconds
+    result["replica_cores"] = cpu / seconds
+    return result
+
+
+def report(label: str, connections: int, r: dict) -> None:
+    per_core = r["rps"] / r["replica_cores"] if r["replica_cores"] else float("nan")
+    print(
+        f"{label:<34} c={connections:<3} {r['rps']:8.0f} req/s  p50 {r['p50_us'] / 1e3:6.2f} ms  "
+        f"p99 {r['p99_us'] / 1e3:6.2f} ms  non-2xx {r['non2xx']}  socket errors {r['socket_errors']}  "
+        f"replicas {r['replica_cores']:.2f} cores ({per_core:.0f} req/s per core)",
+        flush=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--world", type=Path, default=Path("data/world"))
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread")
+    parser.add_argument("--arms", nargs="+", default=["sorted_indexed", "sticky_artist"])
+    ns = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (tools/system-packages.sh installs it)", file=sys.stderr)
+        return 1
+    ensure_world(ns.world)
+    tracks = count_lines(ns.world / "tracks.json")
+    users = count_lines(ns.world / "users.json")
+    print(f"world {ns.world}: {tracks} tracks, {users} users; {os.cpu_count()} CPUs; "
+          f"{ns.replicas} replicas x 1 {ns.worker_class} worker, nginx, wrk on the same machine")  # fmt: skip
+
+    with tempfile.TemporaryDirectory(prefix="botify-bench-") as tmp, RedisServer() as server:
+        tmp = Path(tmp)
+        start = time.perf_counter()
+        version = deploy_random_lists(server.url, users, tracks)
+        print(f"deployed random top-100 lists for {users} users as core/{version} "
+              f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+        script = tmp / "next.lua"
+        script.write_text(WRK_SCRIPT % {"seed": 1, "users": users, "tracks": tracks})
+        for arm in ns.arms:
+            params = ", params: {lists: core}" if arm.endswith("indexed") else ""
+            experiments = tmp / f"{arm}.yml"
+            experiments.write_text(
+                f"route: BENCH\nexperiments:\n  - name: BENCH\n    arms:\n"
+                f"      - {{name: C, recommender: {arm}{params}}}\n"
+            )
+            stack = LocalStack(
+                ns.world, experiments, tmp / f"logs-{arm}", replicas=ns.replicas,
+                redis_url=server.url, nginx="on",
+                env={"GUNICORN_CMD_ARGS": f"--worker-class {ns.worker_class}"},
+            )  # fmt: skip
+            with stack:
+                pgids = stack.replica_pids
+                run_wrk(stack.url, 8, 2, script, pgids)  # warm-up
+                for connections in ns.connections:
+                    report(
+                        f"{arm} via nginx",
+                        connections,
+                        run_wrk(stack.url, connections, ns.duration, script, pgids),
+                    )
+                direct = run_wrk(stack.replica_urls[0], 1, ns.duration, script, pgids)
+                report(f"{arm} direct keep-alive, 1 replica", 1, direct)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""The local stack end to end: embedded Redis, real gunicorn replicas, Debian's nginx in front."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import redis
+
+from botify.stack import LocalStack, StackError, find_nginx
+from botify.toplists import TopLists
+from tests.stack.conftest import N_TRACKS, alive, descendants, needs_nginx, read_events, wait_dead
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; reconnects when the server closed it."""
+
+    def __init__(self, url: str, timeout: float = 10.0):
+        parsed = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+
+    def post(self, path: str, body: dict) -> tuple[int, dict]:
+        payload = json.dumps(body).encode()
+        for attempt in (1, 2):
+            try:
+                self.conn.request(
+                    "POST", path, body=payload, headers={"Content-Type": "application/json"}
+                )
+                response = self.conn.getresponse()
+                return response.status, json.loads(response.read() or b"{}")
+            except (ConnectionError, http.client.RemoteDisconnected):
+                # Only a stale keep-alive connection (closed before this request) is retried.
+                self.conn.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, path: str) -> int:
+        self.conn.request("GET", path)
+        response = self.conn.getresponse()
+        response.read()
+        return response.status
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Traffic(threading.Thread):
+    """A bounded loop of /next requests with distinct users; records every status and ack."""
+
+    def __init__(self, url: str, requests: int, first_user: int = 0):
+        super().__init__(daemon=True)
+        self.url = url
+        self.requests = requests
+        self.first_user = first_user
+        self.statuses: list[int] = []
+        self.acknowledged: set[int] = set()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        client = Client(self.url)
+        rng = random.Random(self.first_user)
+        try:
+            for user in range(self.first_user, self.first_user + self.requests):
+                try:
+                    status, body = client.post(
+                        f"/next/{user}", {"track": rng.randrange(N_TRACKS), "time": 0.5}
+                    )
+                except OSError as error:
+                    self.errors.append(repr(error))
+                    continue
+                self.statuses.append(status)
+                if status == 200:
+                    assert body["user"] == user
+                    self.acknowledged.add(user)
+        finally:
+            client.close()
+
+
+def deploy_lists(redis_url: str, users) -> None:
+    """A new active `core` version with a 20-track list for each of `users`."""
+    lists = TopLists(redis.Redis.from_url(redis_url), "core")
+    rng = random.Random(0)
+    version, _ = lists.write((user, rng.sample(range(N_TRACKS), 20)) for user in users)
+    lists.activate(version)
+    lists.client.close()
+
+
+@pytest.fixture(scope="module")
+def stack(world_dir, tmp_path_factory):
+    """2 replicas + nginx serving a control arm and a list arm (which needs Redis)."""
+    if find_nginx() is None:
+        pytest.skip("nginx is not installed (run tools/system-packages.sh as root)")
+    config = tmp_path_factory.mktemp("ab")
+    (config / "ab.yml").write_text(
+        "route: AB\nexperiments:\n  - name: AB\n    arms:\n"
+        "      - {name: C, recommender: sticky_artist}\n"
+        "      - {name: T1, recommender: sorted_indexed, params: {lists: core}}\n"
+    )
+    log_root = tmp_path_factory.mktemp("stack-logs")
+    with LocalStack(world_dir, config / "ab.yml", log_root, replicas=2, nginx="on") as running:
+        deploy_lists(running.redis_url, range(200))
+        yield running
+
+
+@needs_nginx
+def test_kill_a_replica_under_load_loses_no_acknowledged_event(stack):
+    traffic = Traffic(stack.url, requests=1500, first_user=1_000_000)
+    traffic.start()
+    while len(traffic.statuses) < 200 and traffic.is_alive():
+        time.sleep(0.01)
+    stack.kill_replica(0)  # SIGKILL master and workers mid-traffic, like `docker kill`
+    traffic.join(60)
+    assert not traffic.is_alive()
+    assert traffic.errors == []
+    assert len(traffic.statuses) == 1500 and set(traffic.statuses) == {200}
+    logged = {
+        e["user"] for e in read_events(stack.log_dir) if e["message"] == "next" and e["user"] >= 1e6
+    }
+    assert traffic.acknowledged <= logged, sorted(traffic.acknowledged - logged)[:10]
+    assert len(logged - traffic.acknowledged) <= 2  # at most the kill's in-flight retries
+    served_by = {e["replica"] for e in read_events(stack.log_dir) if e["user"] >= 1e6}
+    assert served_by == {"recommender-1", "recommender-2"}  # both served before the kill
+
+    stack.restart_replica(0)  # same port: nginx takes it back after fail_timeout
+    replica_1 = stack.log_dir / "recommender-1"
+    before = len(read_events(replica_1))
+    deadline = time.monotonic() + 10
+    client = Client(stack.url)
+    while len(read_events(replica_1)) == before:
+        assert time.monotonic() < deadline, "the restarted replica never got traffic back"
+        assert client.post("/next/1", {"track": 1, "time": 0.5})[0] == 200
+        time.sleep(0.02)
+    client.close()
+
+
+@needs_nginx
+def test_redis_stopped_and_restarted_under_traffic_gives_no_5xx(stack):
+    deploy_lists(stack.redis_url, range(2_000_000, 2_001_200))
+    traffic = Traffic(stack.url, requests=1200, first_user=2_000_000)
+    traffic.start()
+    while len(traffic.statuses) < 100 and traffic.is_alive():
+        time.sleep(0.01)
+    stack.redis_server.stop()
+    time.sleep(0.5)
+    stack.redis_server.start()
+    traffic.join(60)
+    assert traffic.errors == []
+    assert [s for s in traffic.statuses if s >= 500] == []
+    assert len(traffic.statuses) == 1200
+    # Not vacuous: some requests really were answered while Redis was down.
+    during = [e for e in read_events(stack.log_dir) if e["user"] >= 2_000_000]
+    assert any(e.get("fallback") for e in during)
+    # The embedded Redis came back empty: readiness says so until the lists are deployed again.
+    client = Client(stack.url)
+    assert client.get("/ready") == 503
+    deploy_lists(stack.redis_url, range(200))
+    deadline = time.monotonic() + 5
+    while client.get("/ready") != 200:
+        assert time.monotonic() < deadline, "not ready again after the lists came back"
+        time.sleep(0.05)
+    client.close()
+
+
+@needs_nginx
+@pytest.mark.parametrize("target", ["replica", "nginx"])
+def test_keep_alive_has_no_nagle_stall(stack, target):
+    """200 sequential requests on one connection: a 40 ms Nagle/delayed-ACK stall would show."""
+    url = stack.replica_urls[1] if target == "replica" else stack.url
+    client = Client(url)
+    sock_ids, latencies = set(), []
+    for i in range(200):
+        start = time.perf_counter()
+        status, _ = client.post(f"/next/{i}", {"track": i % N_TRACKS, "time": 1.0})
+        latencies.append(time.perf_counter() - start)
+        assert status == 200
+        sock_ids.add(id(client.conn.sock))
+    client.close()
+    assert len(sock_ids) == 1  # really one kept-alive connection
+    assert statistics.median(latencies) < 0.005, f"p50 {statistics.median(latencies) * 1e3:.1f} ms"
+
+
+def test_without_nginx_the_first_replica_is_the_url(
+    world_dir, sticky_experiments, tmp_path, caplog
+):
+    with LocalStack(world_dir, sticky_experiments, tmp_path, replicas=2, nginx="off") as stack:
+        assert stack.url == stack.replica_urls[0]
+        client = Client(stack.url)
+        assert client.post("/last/3", {"track": 2, "time": 0.25}) == (200, {"user": 3})
+        client.close()
+        pids = set(stack.replica_pids)
+        pids |= {pid for pid in map(int, _group_members(pids))}
+    assert "not balanced" in caplog.text
+    assert wait_dead(pids, timeout=1) == set()
+    (event,) = read_events(tmp_path)
+    assert (event["message"], event["replica"]) == ("last", "recommender-1")
+
+
+def _group_members(pgids: set[int]) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) in pgids:
+                    members.append(int(entry.name))
+            except ProcessLookupError:
+                continue
+    return members
+
+
+def test_a_replica_that_cannot_start_fails_the_stack_and_leaves_nothing(
+    tmp_path, sticky_experiments
+):
+    world = tmp_path / "world"
+    world.mkdir()
+    (world / "tracks.json").write_text("this is not JSON\n")
+    before = descendants(os.getpid())
+    with pytest.raises(StackError, match="recommender-1 exited"):
+        LocalStack(world, sticky_experiments, tmp_path / "logs", replicas=1, nginx="off").start()
+    assert wait_dead(descendants(os.getpid()) - before, timeout=5) == set()
+
+
+@needs_nginx
+def test_cli_serves_through_nginx_and_stops_cleanly(world_dir, sticky_experiments, tmp_path):
+    from botify.redis_server import free_port
+
+    port = free_port()
+    log_root = tmp_path / "logs"
+    cli = subprocess.Popen(
+        [
+            sys.executable, "-m", "botify.stack", "up",
+            "--world", str(world_dir), "--experiments", str(sticky_experiments),
+            "--log-dir", str(log_root), "--replicas", "2", "--port", str(port), "--nginx", "on",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        line = cli.stdout.readline()
+        assert line == f"READY http://127.0.0.1:{port}\n", cli.stderr.read()
+        children = descendants(cli.pid)
+        names = {Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid in children}
+        assert any(b"nginx" in n for n in names) and any(b"redis-server" in n for n in names)
+        client = Client(f"http://127.0.0.1:{port}")
+        for user in range(10):  # round robin over the two replicas
+            status, body = client.post(f"/next/{user}", {"track": user, "time": 0.9})
+            assert status == 200 and 0 <= body["track"] < N_TRACKS
+        assert client.post("/last/0", {"track": 4, "time": 0.1}) == (200, {"user": 0})
+        client.close()
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(30) == 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stdout.close()
+        cli.stderr.close()
+    assert wait_dead(children, timeout=1) == set(), "stray processes after stop"
+    assert not any(alive(pid) for pid in children)
+    events = read_events(log_root)
+    assert len(events) == 11
+    by_replica = {e["replica"] for e in events}
+    assert by_replica == {"recommender-1", "recommender-2"}
+    for event in events:  # each replica wrote only its own folder
+        (path,) = [
+            p
+            for p in log_root.rglob("events-*.jsonl")
+            if json.dumps(event, separators=(",", ":")) in p.read_text()
+        ]
+        assert path.parent.name == event["replica"]
+
+
+def test_a_stack_whose_lists_are_not_deployed_yet_serves_and_warns(
+    world_dir, tmp_path, caplog, redis_url
+):
+    """The A/B stack starts before training: READY (auto) with a warning; /ready follows the lists."""
+    experiments = tmp_path / "ab.yml"
+    experiments.write_text(
+        "route: AB\nexperiments:\n  - name: AB\n    arms:\n"
+        "      - {name: C, recommender: sticky_artist}\n"
+        "      - {name: T1, recommender: sorted_indexed, params: {lists: core}}\n"
+    )
+    strict = LocalStack(
+        world_dir, experiments, tmp_path / "strict", replicas=1, nginx="off",
+        redis_url=redis_url, wait_for="ready", ready_timeout=3,
+    )  # fmt: skip
+    with pytest.raises(StackError, match="did not answer 200"):
+        strict.start()
+    with LocalStack(
+        world_dir, experiments, tmp_path / "logs", replicas=1, nginx="off", redis_url=redis_url
+    ) as stack:
+        assert "no active version" in caplog.text
+        client = Client(stack.url)
+        assert client.post("/next/1", {"track": 1, "time": 1.0})[0] == 200
+        lists = TopLists(redis.Redis.from_url(redis_url), "core")
+        lists.activate(lists.write([(1, [5, 6, 7])])[0])
+        lists.client.close()
+        deadline = time.monotonic() + 5
+        while client.get("/ready") != 200:
+            assert time.monotonic() < deadline, "lists deployed but the replica never got ready"
+            time.sleep(0.1)
+        client.close()
+
+
+def test_cli_stops_everything_and_exits_1_when_a_child_dies(
+    world_dir, sticky_experiments, tmp_path
+):
+    cli = subprocess.Popen(
+        [
+            sys.executable, "-m", "botify.stack", "up", "--world", str(world_dir),
+            "--experiments", str(sticky_experiments), "--log-dir", str(tmp_path),
+            "--replicas", "1", "--nginx", "off", "--port", "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert cli.stdout.readline().startswith("READY http://127.0.0.1:")
+        children = descendants(cli.pid)
+        (master,) = [p for p in children if b"gunicorn" in Path(f"/proc/{p}/cmdline").read_bytes()
+                     and os.getpgid(p) == p]  # fmt: skip
+        os.killpg(master, signal.SIGKILL)  # the replica dies on its own
+        assert cli.wait(30) == 1
+        assert "recommender-1 exited" in cli.stderr.read()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stdout.close()
+        cli.stderr.close()
+    assert wait_dead(children, timeout=1) == set(), "stray processes after a child died"
