@@ -1,0 +1,1 @@
+"""The simulated world and listeners (see docs/sim.md)."""

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sim import world as world_cli
+from sim.world import World, WorldShape, generate
+
+SHAPE = WorldShape(tracks=600, users=50, dim=8)
+
+
+def files(path):
+    return {
+        name: (path / name).read_bytes() for name in ("tracks.json", "tracks.npy", "users.json")
+    }
+
+
+def test_same_seed_same_bytes_other_seed_other_world(tmp_path):
+    a = files(generate(3, SHAPE).save(tmp_path / "a"))
+    b = files(generate(3, SHAPE).save(tmp_path / "b"))
+    c = files(generate(4, SHAPE).save(tmp_path / "c"))
+    assert a == b
+    assert all(a[name] != c[name] for name in a)
+
+
+def test_cli_writes_the_course_formats(tmp_path, capsys):
+    assert world_cli.main(["--out", str(tmp_path), "--seed", "5", "--tracks", "300",
+                           "--users", "20", "--dim", "4"]) == 0  # fmt: skip
+    tracks = [json.loads(line) for line in (tmp_path / "tracks.json").read_text().splitlines()]
+    users = [json.loads(line) for line in (tmp_path / "users.json").read_text().splitlines()]
+    emb = np.load(tmp_path / "tracks.npy", allow_pickle=False)
+    assert [t["track"] for t in tracks] == list(range(300))
+    assert set(tracks[0]) == {"track", "artist", "title", "genre", "pop"}
+    assert emb.dtype == np.float32 and emb.shape == (300, 4)
+    assert [u["user"] for u in users] == list(range(20))
+    assert set(users[0]) == {"user", "interests", "consume_bias", "consume_sharpness"}
+    assert "300 tracks" in capsys.readouterr().err
+
+
+def test_round_trip(tmp_path):
+    original = generate(3, SHAPE)
+    loaded = World.load(original.save(tmp_path / "a"))
+    np.testing.assert_array_equal(loaded.embeddings, original.embeddings)
+    assert loaded.artist_names == original.artist_names
+    assert loaded.users == original.users
+    assert files(loaded.save(tmp_path / "b")) == files(tmp_path / "a")
+
+
+def test_structure(small_world):
+    w = small_world
+    sizes = np.bincount(w.artist_ids())
+    assert sizes.max() >= 10 * np.median(sizes)  # heavy-tailed tracks per artist
+    assert len(set(w.genres)) > 5
+    # one artist's tracks are closer to each other than to other tracks
+    artist = w.artist_ids()
+    big = np.flatnonzero(artist == np.argmax(sizes))
+    others = np.flatnonzero(artist != np.argmax(sizes))[:500]
+    e = w.embeddings.astype(np.float64)
+    assert (e[big] @ e[big[0]]).mean() > (e[others] @ e[big[0]]).mean() + 1.0
+    pop = np.sort(w.pop)[::-1]
+    assert pop[0] / pop[99] > 20  # Zipf-like popularity
+    bias = np.array([u["consume_bias"] for u in w.users])
+    sharp = np.array([u["consume_sharpness"] for u in w.users])
+    assert bias.min() >= 0 and bias.max() <= 10
+    assert sharp.min() >= 0.5 and sharp.max() <= 2 and (sharp < 1).any() and (sharp > 1).any()
+    assert all(len(set(u["interests"])) == 3 for u in w.users)
+    # interests follow popularity: popular tracks are over-represented
+    interests = np.array([t for u in w.users for t in u["interests"]])
+    assert np.median(w.pop[interests]) > 5 * np.median(w.pop)
+
+
+def test_course_style_users_load_with_overrides(tmp_path):
+    w = generate(3, SHAPE)
+    w.users[0] = {"user": 0, "interests": [5, 6], "consume_bias": 9.8,
+                  "consume_sharpness": 0.8, "session_budget": 3}  # fmt: skip
+    loaded = World.load(w.save(tmp_path))
+    assert loaded.users[0]["session_budget"] == 3
+
+
+def test_rejects_inconsistent_files(tmp_path):
+    generate(3, SHAPE).save(tmp_path)
+    np.save(tmp_path / "tracks.npy", np.zeros((5, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="does not match"):
+        World.load(tmp_path)
