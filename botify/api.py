@@ -50,6 +50,19 @@ def read_play(service: Service) -> tuple[int, float]:
     return track, float(played)
 
 
+SEED_HEADER = "X-Botify-Seed"
+
+
+def read_seed() -> int | None:
+    """The optional per-request seed (replayable answers), an integer in [0, 2**64)."""
+    raw = request.headers.get(SEED_HEADER)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or int(raw) >= 2**64:
+        abort(400, description=f"{SEED_HEADER} must be an integer in [0, 2**64)")
+    return int(raw)
+
+
 def check_user(service: Service, user: int) -> int:
     if not 0 <= user <= service.max_user:
         abort(400, description=f"user must be in 0..{service.max_user}")
@@ -97,7 +110,8 @@ class NextTrack(_ServiceResource):
         start = time.perf_counter()
         user = check_user(self.service, user)
         track, played = read_play(self.service)
-        recommendation, fallback, arms = self.service.next_track(user, track, played)
+        seed = read_seed()
+        recommendation, fallback, arms = self.service.next_track(user, track, played, seed)
         self.service.log_event("next", start, user, track, played, recommendation, arms, fallback)
         return {"user": user, "track": recommendation}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import weakref
 from collections.abc import Mapping
@@ -40,6 +41,31 @@ def _reseed_after_fork() -> None:
 os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
+class ReplayableRandom:
+    """The recommenders' generator: shared by the worker's threads, unless a request brings its own
+    seed (header `X-Botify-Seed`), in which case that request draws from a generator seeded with
+    it. A client that sends seeds (the simulator does) gets replayable answers: the same requests
+    get the same tracks in every run, whichever replica or thread serves them.
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
+        self.shared = np.random.default_rng(seed)
+        self._local = threading.local()
+
+    def reseed_process(self) -> None:
+        # gunicorn forks workers from a preloaded app: each worker gets its own stream.
+        seq = np.random.SeedSequence(self.seed, spawn_key=(os.getpid(),))
+        self.shared = np.random.Generator(np.random.PCG64(seq))
+
+    def for_request(self, seed: int | None) -> None:
+        self._local.generator = None if seed is None else np.random.Generator(np.random.PCG64(seed))
+
+    def __getattr__(self, name: str):
+        generator = getattr(self._local, "generator", None) or self.shared
+        return getattr(generator, name)
+
+
 class Service:
     def __init__(
         self,
@@ -66,7 +92,7 @@ class Service:
         }
         self.ctx = Context(
             catalog=catalog,
-            rng=np.random.default_rng(self.seed),
+            rng=ReplayableRandom(self.seed),
             lists=dict(self.lists),
             cursors=RedisCursors(store.client, prefix, int(config["CURSOR_TTL"])),
         )
@@ -84,12 +110,21 @@ class Service:
         _LIVE.add(self)
 
     def reseed(self) -> None:
-        seed = np.random.SeedSequence(self.seed, spawn_key=(os.getpid(),))
-        self.ctx.rng.bit_generator.state = np.random.PCG64(seed).state
+        self.ctx.rng.reseed_process()
 
     # -- requests ------------------------------------------------------------------------------
-    def next_track(self, user: int, track: int, played: float) -> tuple[int, bool, dict[str, str]]:
-        """(recommended track, whether the fallback answered, the user's arms)."""
+    def next_track(
+        self, user: int, track: int, played: float, seed: int | None = None
+    ) -> tuple[int, bool, dict[str, str]]:
+        """(recommended track, whether the fallback answered, the user's arms). With `seed`, every
+        random draw of this request comes from a generator seeded with it (replayable)."""
+        self.ctx.rng.for_request(seed)
+        try:
+            return self._next_track(user, track, played)
+        finally:
+            self.ctx.rng.for_request(None)
+
+    def _next_track(self, user: int, track: int, played: float) -> tuple[int, bool, dict[str, str]]:
         arms = self.experiments.assign(user)
         recommender = self.recommenders[arms[self.experiments.route]]
         result: Recommendation | None = None

@@ -10,9 +10,14 @@ was wrong, not retried) and `RemoteUnavailable` (connection failures or 5xx afte
 
 from __future__ import annotations
 
+import http.client
+import json
+import socket
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 
+import numpy as np
 import requests
 
 from sim.env import RecEnv
@@ -54,44 +59,92 @@ class RemoteUnavailable(RemoteError):
 class RemoteAgent(Agent):
     """The Botify service over HTTP: `POST /next/<user>` per step, `POST /last/<user>` at the end.
 
-    One keep-alive connection (requests.Session). Connection errors and 502/503/504 are retried
-    up to `retries` times with exponential backoff; any other non-200 answer raises at once.
+    One keep-alive connection through `http.client` (a fraction of the CPU `requests` spends per
+    call, so the client is not the loop's bottleneck; bench/bench_remote_client.py). Connection
+    errors and 502/503/504 are retried up to `retries` times with exponential backoff, on a fresh
+    connection; any other non-200 answer raises at once.
+
+    With `seed`, every `/next` carries `X-Botify-Seed` drawn from the agent's own generator, so the
+    service's random choices are replayed exactly by a run with the same seed.
     """
 
     RETRY_STATUS = frozenset({502, 503, 504})
+    SEED_HEADER = "X-Botify-Seed"
 
-    def __init__(self, url: str, timeout: float = 10.0, retries: int = 5, backoff: float = 0.1):
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 10.0,
+        retries: int = 5,
+        backoff: float = 0.1,
+        seed: int | None = None,
+    ):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
         self.url = url.rstrip("/")
+        self.prefix = parts.path.rstrip("/")
+        self.connection_class = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        self.host, self.port = parts.hostname, parts.port
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
-        self.http = requests.Session()
-        self.http.headers.update({"Accept": "application/json"})
+        self.seeds = None if seed is None else np.random.default_rng(seed)
+        self.connection: http.client.HTTPConnection | None = None
 
-    def post(self, path: str, body: dict) -> dict:
+    def _connect(self) -> http.client.HTTPConnection:
+        if self.connection is None:
+            self.connection = self.connection_class(self.host, self.port, timeout=self.timeout)
+            self.connection.connect()
+            # Small request, small answer: send at once (no Nagle wait for the ACK).
+            self.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self.connection
+
+    def _drop_connection(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def post(self, path: str, body: dict, headers: dict | None = None) -> dict:
         url = f"{self.url}/{path}"
+        payload = json.dumps(body).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **(headers or {}),
+        }
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                response = self.http.post(url, json=body, timeout=self.timeout)
-            except requests.ConnectionError as e:
+                connection = self._connect()
+                connection.request("POST", f"{self.prefix}/{path}", payload, headers)
+                response = connection.getresponse()
+                status, raw = response.status, response.read()
+                if response.will_close:
+                    self._drop_connection()
+            except (OSError, http.client.HTTPException) as e:
+                self._drop_connection()
                 if last:
                     raise RemoteUnavailable(
                         f"POST {url}: no connection after {self.retries + 1} attempts ({e})"
                     ) from e
             else:
-                if response.status_code == 200:
-                    return response.json()
-                if response.status_code not in self.RETRY_STATUS or last:
-                    error = RemoteRequestError if response.status_code < 500 else RemoteError
-                    raise error(
-                        f"POST {url} {body} -> HTTP {response.status_code}: {_message(response)}"
-                    )
+                if status == 200:
+                    return json.loads(raw)
+                if status not in self.RETRY_STATUS or last:
+                    error = RemoteRequestError if status < 500 else RemoteError
+                    raise error(f"POST {url} {body} -> HTTP {status}: {_message(raw)}")
             time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
     def recommend(self, observation: dict, reward: float) -> int:
+        headers = None
+        if self.seeds is not None:
+            headers = {self.SEED_HEADER: str(int(self.seeds.integers(2**63)))}
         answer = self.post(
             f"next/{int(observation['user'])}",
             {"track": int(observation["track"]), "time": float(reward)},
+            headers,
         )
         track = answer.get("track")
         if not isinstance(track, int):
@@ -105,14 +158,14 @@ class RemoteAgent(Agent):
         )
 
     def close(self) -> None:
-        self.http.close()
+        self._drop_connection()
 
 
-def _message(response: requests.Response) -> str:
+def _message(raw: bytes) -> str:
     try:
-        return str(response.json().get("message", response.text[:200]))
-    except ValueError:
-        return response.text[:200]
+        return str(json.loads(raw).get("message", raw[:200].decode(errors="replace")))
+    except (ValueError, AttributeError):
+        return raw[:200].decode(errors="replace")
 
 
 class DummyAgent(Agent):
@@ -207,9 +260,12 @@ def catalog_of(world):
     return Catalog.from_records(world.track_records())
 
 
-def make_agent(name: str, env: RecEnv, world=None, url: str = "", **remote) -> Agent:
+def make_agent(
+    name: str, env: RecEnv, world=None, url: str = "", seed: int | None = None, **remote
+) -> Agent:
+    """`seed` seeds what the agent draws on its own (the remote agent's per-request seeds)."""
     if name == "remote":
-        return RemoteAgent(url, **remote)
+        return RemoteAgent(url, seed=seed, **remote)
     if name == "console":
         return ConsoleAgent(url)
     if name == "dummy":
@@ -223,9 +279,11 @@ def make_agent(name: str, env: RecEnv, world=None, url: str = "", **remote) -> A
     raise ValueError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
 
 
-def run_episode(env: RecEnv, agent: Agent, seed: int | None = None) -> tuple[float, int]:
-    """One session: returns (session time, tracks recommended)."""
-    observation, _ = env.reset(seed=seed)
+def run_episode(
+    env: RecEnv, agent: Agent, seed: int | None = None, user: int | None = None
+) -> tuple[float, int]:
+    """One session (of `user`, or of a user the env draws): (session time, tracks recommended)."""
+    observation, _ = env.reset(seed=seed, options=None if user is None else {"user": user})
     reward, total, steps, done = 1.0, 0.0, 0, False
     while not done:
         action = agent.recommend(observation, reward)

@@ -43,6 +43,7 @@ class Job:
     days: int | None  # None: ask after each day
     seed: int
     process: int = 0  # index of this process in a multi run (tqdm row)
+    processes: int = 1  # processes in the run: process i simulates the users u with u % P == i
 
 
 def simulate(job: Job) -> list[tuple[int, int, float, int]]:
@@ -52,10 +53,16 @@ def simulate(job: Job) -> list[tuple[int, int, float, int]]:
     remote = job.config.remote
     sessions = []
     seed: int | None = job.seed
+    # In a multi run each process owns a disjoint share of the users, so one user's sessions never
+    # run concurrently in two processes: their requests reach the service in one order (cursors,
+    # session boundaries in the log) and a rerun replays them exactly.
+    own_users = np.arange(job.process, env.population.n_users, job.processes)
+    pick_user = np.random.default_rng([job.seed, job.process])
     with make_agent(
         job.recommender,
         env,
         world,
+        seed=job.seed,
         url=remote.url,
         timeout=remote.timeout,
         retries=remote.retries,
@@ -73,7 +80,10 @@ def simulate(job: Job) -> list[tuple[int, int, float, int]]:
             )
             with bar:
                 for _ in range(job.episodes):
-                    total, tracks = run_episode(env, agent, seed)
+                    user = None
+                    if job.processes > 1:
+                        user = int(own_users[pick_user.integers(len(own_users))])
+                    total, tracks = run_episode(env, agent, seed, user=user)
                     seed = None  # seeded once; the env's stream carries on
                     sessions.append((day, env.user, total, tracks))
                     bar.update(1)
@@ -190,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("the console agent needs single mode")
             days = args.days or 1
             jobs = [
-                Job(config, args.recommender, args.episodes, days, s, process=i)
+                Job(config, args.recommender, args.episodes, days, s, i, args.processes)
                 for i, s in enumerate(process_seeds(seed, args.processes))
             ]
             with ProcessPoolExecutor(args.processes) as pool:

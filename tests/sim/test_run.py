@@ -89,3 +89,13 @@ def test_unknown_config_keys_are_rejected(tmp_path):
     path.write_text("user_model: {session_budgte: 3}\n")
     with pytest.raises(ValueError, match="session_budgte"):
         load_config(path)
+
+
+def test_multi_processes_own_disjoint_users(config_file):
+    """Process i of P only simulates users u with u % P == i (no user in two processes at once)."""
+    config = load_config(config_file)
+    seeds = run.process_seeds(3, 3)
+    for i, s in enumerate(seeds):
+        sessions = run.simulate(run.Job(config, "dummy", 30, 1, s, process=i, processes=3))
+        users = {user for _, user, _, _ in sessions}
+        assert len(users) > 5 and all(u % 3 == i for u in users)
