@@ -13,12 +13,15 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
+
+import requests
 
 from sim.agents import RemoteAgent
 
 SERVER = r"""
 import json, sys, time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 spent = [0.0, 0]
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -38,10 +41,31 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(data)
     def log_message(self, *a):
         pass
-server = HTTPServer(("127.0.0.1", 0), H)
+server = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
+
+
+def stats(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/stats", timeout=5) as r:
+        return json.load(r)
+
+
+def measure(url: str, post, n: int) -> dict:
+    """Per-request wall time, client CPU and server handler time for `post(track)`."""
+    for _ in range(200):  # warm up the connection and both interpreters
+        post(1)
+    before = stats(url)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for i in range(n):
+        post(i)
+    wall = (time.perf_counter() - started) / n
+    client_cpu = (time.process_time() - cpu_started) / n
+    after = stats(url)
+    server = (after["seconds"] - before["seconds"]) / (after["requests"] - before["requests"])
+    return {"round_trip_ms": wall * 1e3, "server_handler_ms": server * 1e3,
+            "client_cpu_ms": client_cpu * 1e3}  # fmt: skip
 
 
 def main() -> None:
@@ -51,26 +75,26 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
-        with RemoteAgent(url) as agent:
-            for _ in range(200):  # warm up the connection and both interpreters
-                agent.recommend({"user": 1, "track": 1}, 0.5)
-            before = agent.http.get(f"{url}/stats", timeout=5).json()
-            started, cpu_started = time.perf_counter(), time.process_time()
-            for i in range(args.requests):
-                agent.recommend({"user": 1, "track": i}, 0.5)
-            wall = (time.perf_counter() - started) / args.requests
-            client_cpu = (time.process_time() - cpu_started) / args.requests
-            after = agent.http.get(f"{url}/stats", timeout=5).json()
-        server_s = (after["seconds"] - before["seconds"]) / (after["requests"] - before["requests"])
-        client_s = wall - server_s
-        print(json.dumps({"requests": args.requests, "round_trip_ms": round(wall * 1e3, 3),
-                          "server_handler_ms": round(server_s * 1e3, 3),
-                          "client_side_ms": round(client_s * 1e3, 3),
-                          "client_cpu_ms": round(client_cpu * 1e3, 3)}))  # fmt: skip
-        print(f"remote agent: {wall * 1e3:.3f} ms per request round trip, of which "
-              f"{server_s * 1e3:.3f} ms in the server's handler; client side and transport "
-              f"{client_s * 1e3:.3f} ms = {client_s / server_s:.1f}x the server-side time; "
-              f"client CPU {client_cpu * 1e3:.3f} ms per request (requests + json)")  # fmt: skip
+        results = {}
+        with RemoteAgent(url, seed=0) as agent:
+            results["RemoteAgent (http.client)"] = measure(
+                url, lambda t: agent.recommend({"user": 1, "track": t}, 0.5), args.requests
+            )
+        # The peer: a requests.Session, as the course's simulator client posts.
+        with requests.Session() as session:
+            results["requests.Session (course client)"] = measure(
+                url,
+                lambda t: session.post(f"{url}/next/1", json={"track": t, "time": 0.5}).json(),
+                args.requests,
+            )
+        for name, r in results.items():
+            print(f"{name:34s} round trip {r['round_trip_ms']:.3f} ms, client CPU "
+                  f"{r['client_cpu_ms']:.3f} ms/request, server handler "
+                  f"{r['server_handler_ms']:.3f} ms")  # fmt: skip
+        ours, peer = results.values()
+        print(f"client CPU per request: {ours['client_cpu_ms']:.3f} ms vs "
+              f"{peer['client_cpu_ms']:.3f} ms = {peer['client_cpu_ms'] / ours['client_cpu_ms']:.1f}x "
+              f"less; {args.requests} requests each")  # fmt: skip
     finally:
         server.terminate()
         server.wait(5)
