@@ -1,0 +1,191 @@
+"""Click commands; helpers raise, only this layer prints and exits (1 = error, 2 = usage)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+VARIANT = click.Choice(["trm", "ave"])
+REDIS_URL = click.option(
+    "--redis-url", envvar="BOTIFY_REDIS_URL", required=True, help="e.g. redis://localhost:6379/0"
+)
+NAME = click.option("--name", default="core", show_default=True, help="list set name")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="RecBole's own debug output too")
+def cli(verbose: bool) -> None:
+    """Exported logs -> liked chains -> CORE -> top-K lists -> Redis."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+@cli.command("prepare")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="Parquet dataset written by `python -m script.export`",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="dataset directory")
+@click.option("--min-time", default=0.8, show_default=True, help="a play is liked if time > this")
+@click.option("--min-count", default=3, show_default=True, help="k of the user/track k-core")
+def prepare_cmd(data: Path, out: Path, min_time: float, min_count: int) -> None:
+    """Liked plays -> per-user chains -> k-core -> RecBole atomic dataset in OUT."""
+    from trainer.prepare import prepare
+
+    summary = _run(prepare, data, out, min_time=min_time, k=min_count)
+    click.echo(summary.line())
+
+
+@cli.command("train")
+@click.option(
+    "--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="model directory")
+@click.option("--variant", type=VARIANT, default="trm", show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=None, help="default: trainer/core.yaml")
+@click.option("--seed", type=int, default=None, help="default: trainer/core.yaml")
+@click.option("--max-len", type=click.IntRange(1), default=None, help="MAX_ITEM_LIST_LENGTH")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="train_batch_size")
+@click.option("--no-progress", is_flag=True, help="no progress bars")
+def train_cmd(dataset, out, variant, epochs, seed, max_len, batch_size, no_progress) -> None:
+    """Train CORE on DATASET; write the model and metrics.json (CORE vs Pop) into OUT."""
+    from trainer.train import comparison_table, train
+
+    overrides = {}
+    if max_len:
+        overrides["MAX_ITEM_LIST_LENGTH"] = max_len
+    if batch_size:
+        overrides["train_batch_size"] = batch_size
+    metrics = _run(train, dataset, out, variant=variant, epochs=epochs, seed=seed,
+                   overrides=overrides, show_progress=not no_progress)  # fmt: skip
+    click.echo(comparison_table(metrics))
+    click.echo(f"{metrics['seconds_per_epoch']} s/epoch; metrics: {out / 'metrics.json'}")
+
+
+@cli.command("recommend")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="recs .jsonl")
+@click.option("--k", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--exclude-seen", is_flag=True, help="leave out tracks the user already liked")
+def recommend_cmd(model_dir: Path, out: Path, k: int, exclude_seen: bool) -> None:
+    """Top-K per user from each user's full chain; also MODEL/item_embeddings.npz."""
+    started = time.perf_counter()
+    users = _run(recommend, model_dir, out, k=k, exclude_seen=exclude_seen)
+    click.echo(f"{users} lists -> {out} in {time.perf_counter() - started:.1f} s")
+
+
+def recommend(model_dir: Path, out: Path, k: int = 100, exclude_seen: bool = False) -> int:
+    import torch
+
+    from trainer.model import item_embeddings, load_model, top_k
+
+    model = load_model(model_dir, device="cuda" if torch.cuda.is_available() else "cpu")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    n = 0
+    with tmp.open("w") as f:
+        for user, tracks in top_k(model, k=k, exclude_seen=exclude_seen):
+            f.write(json.dumps({"user": user, "tracks": tracks}) + "\n")
+            n += 1
+    tmp.replace(out)
+    np.savez(model_dir / "item_embeddings.npz", **item_embeddings(model))
+    return n
+
+
+@cli.command("deploy")
+@click.option("--recs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@REDIS_URL
+@NAME
+@click.option(
+    "--keep",
+    type=click.IntRange(2),
+    default=3,
+    show_default=True,
+    help="versions kept in Redis (active included)",
+)
+def deploy_cmd(recs: Path, redis_url: str, name: str, keep: int) -> None:
+    """Write RECS as a new version, check the count, activate it; prints the new version."""
+    from trainer.deploy import deploy, read_recs
+
+    lists = _run(read_recs, recs)
+    switch = _with_redis(redis_url, deploy, lists, name=name, keep=keep, meta={"source": recs.name})
+    click.echo(
+        f"{name}: {switch.users} lists; active {switch.active} (previous {switch.previous})",
+        err=True,
+    )
+    click.echo(switch.active)
+
+
+@cli.command("rollback")
+@REDIS_URL
+@NAME
+def rollback_cmd(redis_url: str, name: str) -> None:
+    """Re-activate the version the active one replaced (undo the last switch); prints it."""
+    from trainer.deploy import rollback
+
+    switch = _with_redis(redis_url, rollback, name=name)
+    click.echo(f"{name}: rolled back from {switch.previous}", err=True)
+    click.echo(switch.active)
+
+
+@cli.command("run")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option(
+    "--work",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="folder for dataset/, model/, recs.jsonl",
+)
+@REDIS_URL
+@NAME
+@click.option("--variant", type=VARIANT, default="trm", show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--min-time", default=0.8, show_default=True)
+@click.pass_context
+def run_cmd(ctx, data, work, redis_url, name, variant, epochs, seed, min_time) -> None:
+    """prepare -> train -> recommend -> deploy, in WORK."""
+    ctx.invoke(prepare_cmd, data=data, out=work / "dataset", min_time=min_time)
+    ctx.invoke(train_cmd, dataset=work / "dataset", out=work / "model", variant=variant,
+               epochs=epochs, seed=seed, max_len=None, batch_size=None, no_progress=False)  # fmt: skip
+    ctx.invoke(recommend_cmd, model_dir=work / "model", out=work / "recs.jsonl", k=100,
+               exclude_seen=False)  # fmt: skip
+    ctx.invoke(deploy_cmd, recs=work / "recs.jsonl", redis_url=redis_url, name=name, keep=3)
+
+
+def _run(fn, *args, **kwargs):
+    """Call a helper; its known failures become a one-line error and exit code 1."""
+    from trainer.deploy import DeployError
+    from trainer.model import CheckpointError
+
+    try:
+        return fn(*args, **kwargs)
+    except (CheckpointError, DeployError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _with_redis(url: str, fn, *args, **kwargs):
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return _run(fn, client, *args, **kwargs)
+    except redis.RedisError as exc:
+        raise click.ClickException(f"redis at {url}: {exc}") from exc
+    finally:
+        client.close()
