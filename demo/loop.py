@@ -275,6 +275,8 @@ def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
             str(config["stack"]["nginx"]),
             "--redis-url",
             redis_server.url,
+            "--port",
+            str(config["stack"].get("port", 0)),
         ]
         with Stack(runner, stack_args) as stack:
             # 3. day 1: no model yet, so every arm serves the control recommender
@@ -436,7 +438,7 @@ def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
             "day1": read_json(run_dir / "day1-sim.json"),
             "day2": read_json(run_dir / "day2-sim.json"),
         },
-        "dataset": read_json(run_dir / "dataset" / "stats.json"),
+        "dataset": read_json(run_dir / "dataset" / "prepare.json"),
         "model_metrics": read_json(model / "metrics.json"),
         "report": str(report / "report.md"),
         "picture": str(report / "ab_test.png"),
