@@ -225,208 +225,76 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
+def args(*parts: object) -> list[str]:
+    return [str(part) for part in parts]
+
+
 def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
     runner = Runner(run_dir, quiet=quiet)
     runner.logs.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     seed = int(config["seed"])
-    w = config["world"]
+    w, st, t = config["world"], config["stack"], config["train"]
     experiment = config["ab"]["experiment"]
+    stack_logs, model = run_dir / "service-logs", run_dir / "model"
+    recs = run_dir / "recommendations_core.json"
 
     # 1. the world: generated unless a folder (e.g. the course data) is given
     world = Path(w["dir"]) if w.get("dir") else run_dir / "world"
     if not w.get("dir"):
-        runner.run(
-            "world",
-            [
-                "-m",
-                "sim.world",
-                "--out",
-                str(world),
-                "--seed",
-                str(w["seed"]),
-                "--tracks",
-                str(w["tracks"]),
-                "--users",
-                str(w["users"]),
-                "--dim",
-                str(w["dim"]),
-            ],
-        )
-    stack_logs = run_dir / "service-logs"
-    sim_common = ["-m", "sim.run", "--world", str(world)]
+        runner.run("world", args("-m", "sim.world", "--out", world, "--seed", w["seed"],
+                                 "--tracks", w["tracks"], "--users", w["users"], "--dim", w["dim"]))  # fmt: skip
+
+    def simulate(day: str, episodes: int, processes: int, day_seed: int, url: str) -> None:
+        runner.run(f"{day}-simulate", args(
+            "-m", "sim.run", "--world", world, "--url", url, "--episodes", episodes, "--days", 1,
+            "--summary-json", run_dir / f"{day}-sim.json",
+            "multi", "--processes", processes, "--recommender", "remote", "--seed", day_seed))  # fmt: skip
 
     # 2. the stack; Redis belongs to the run so the lists outlive any replica
     with RedisServer() as redis_server:
         runner.say(f"redis: {redis_server.url}")
-        stack_args = [
-            "-m",
-            "botify.stack",
-            "up",
-            "--world",
-            str(world),
-            "--experiments",
-            str(config["stack"]["experiments"]),
-            "--log-dir",
-            str(stack_logs),
-            "--replicas",
-            str(config["stack"]["replicas"]),
-            "--nginx",
-            str(config["stack"]["nginx"]),
-            "--redis-url",
-            redis_server.url,
-            "--port",
-            str(config["stack"].get("port", 0)),
-        ]
+        stack_args = args(
+            "-m", "botify.stack", "up", "--world", world, "--experiments", st["experiments"],
+            "--log-dir", stack_logs, "--replicas", st["replicas"], "--nginx", st["nginx"],
+            "--redis-url", redis_server.url, "--port", st.get("port", 0))  # fmt: skip
         with Stack(runner, stack_args) as stack:
             # 3. day 1: no model yet, so every arm serves the control recommender
             _, ready = stack.get_json("/ready")
             runner.say(f"day 1: service readiness before training: {ready}")
-            runner.run(
-                "day1-simulate",
-                [
-                    *sim_common,
-                    "--url",
-                    stack.url,
-                    "--episodes",
-                    str(config["collect"]["episodes"]),
-                    "--days",
-                    "1",
-                    "--summary-json",
-                    str(run_dir / "day1-sim.json"),
-                    "multi",
-                    "--processes",
-                    str(config["collect"]["processes"]),
-                    "--recommender",
-                    "remote",
-                    "--seed",
-                    str(seed),
-                ],
-            )
-            day2_from_ms = None
+            c = config["collect"]
+            simulate("day1", c["episodes"], c["processes"], seed, stack.url)
+
             # 4. export -> prepare -> train -> top-100 -> deploy (the service keeps running)
-            pull1 = run_dir / "pull" / "day1"
+            pull1, day1 = run_dir / "pull" / "day1", run_dir / "data" / "day1"
+            runner.run("day1-pull", args("script/dataclient.py", "--local-logs", stack_logs,
+                                         "log2local", pull1))  # fmt: skip
+            runner.run("day1-export", args("-m", "script.export", pull1, "--out", day1))
+            runner.run("prepare", args("-m", "trainer", "prepare", "--data", day1,
+                                       "--out", run_dir / "dataset", "--min-time", t["min_time"]))  # fmt: skip
+            runner.run("train", args("-m", "trainer", "train", "--dataset", run_dir / "dataset",
+                                     "--out", model, "--variant", t["variant"],
+                                     "--epochs", t["epochs"], "--seed", seed))  # fmt: skip
             runner.run(
-                "day1-pull",
-                ["script/dataclient.py", "--local-logs", str(stack_logs), "log2local", str(pull1)],
+                "recommend", args("-m", "trainer", "recommend", "--model", model, "--out", recs)
             )
-            runner.run(
-                "day1-export",
-                ["-m", "script.export", str(pull1), "--out", str(run_dir / "data" / "day1")],
-            )
-            model = run_dir / "model"
-            t = config["train"]
-            runner.run(
-                "prepare",
-                [
-                    "-m",
-                    "trainer",
-                    "prepare",
-                    "--data",
-                    str(run_dir / "data" / "day1"),
-                    "--out",
-                    str(run_dir / "dataset"),
-                    "--min-time",
-                    str(t["min_time"]),
-                ],
-            )
-            runner.run(
-                "train",
-                [
-                    "-m",
-                    "trainer",
-                    "train",
-                    "--dataset",
-                    str(run_dir / "dataset"),
-                    "--out",
-                    str(model),
-                    "--variant",
-                    str(t["variant"]),
-                    "--epochs",
-                    str(t["epochs"]),
-                    "--seed",
-                    str(seed),
-                ],
-            )
-            runner.run(
-                "recommend",
-                [
-                    "-m",
-                    "trainer",
-                    "recommend",
-                    "--model",
-                    str(model),
-                    "--out",
-                    str(run_dir / "recommendations_core.json"),
-                ],
-            )
-            runner.run(
-                "deploy",
-                [
-                    "-m",
-                    "trainer",
-                    "deploy",
-                    "--recs",
-                    str(run_dir / "recommendations_core.json"),
-                    "--redis-url",
-                    redis_server.url,
-                    "--name",
-                    "core",
-                ],
-            )
+            runner.run("deploy", args("-m", "trainer", "deploy", "--recs", recs,
+                                      "--redis-url", redis_server.url, "--name", "core"))  # fmt: skip
             ready = stack.wait_ready()
             day2_from_ms = int(time.time() * 1000)
             runner.say(f"deploy: the running service serves the new lists: {ready}")
 
             # 5. day 2: the A/B test
-            runner.run(
-                "day2-simulate",
-                [
-                    *sim_common,
-                    "--url",
-                    stack.url,
-                    "--episodes",
-                    str(config["ab"]["episodes"]),
-                    "--days",
-                    "1",
-                    "--summary-json",
-                    str(run_dir / "day2-sim.json"),
-                    "multi",
-                    "--processes",
-                    str(config["ab"]["processes"]),
-                    "--recommender",
-                    "remote",
-                    "--seed",
-                    str(seed + 1),
-                ],
-            )
+            ab = config["ab"]
+            simulate("day2", ab["episodes"], ab["processes"], seed + 1, stack.url)
         # the stack is stopped: every worker has flushed its log
-    # 6. export -> A/B report
-    pull2 = run_dir / "pull" / "all"
-    runner.run(
-        "pull", ["script/dataclient.py", "--local-logs", str(stack_logs), "log2local", str(pull2)]
-    )
-    runner.run(
-        "export", ["-m", "script.export", str(pull2), "--out", str(run_dir / "data" / "all")]
-    )
-    report = run_dir / "report"
-    runner.run(
-        "report",
-        [
-            "-m",
-            "script.ab",
-            "--data",
-            str(run_dir / "data" / "all"),
-            "--experiment",
-            experiment,
-            "--out",
-            str(report),
-            "--alpha",
-            str(config["ab"]["alpha"]),
-            "--since",
-            str(day2_from_ms),
-        ],
-    )
+    # 6. export -> A/B report of day 2
+    pull2, events, report = run_dir / "pull" / "all", run_dir / "data" / "all", run_dir / "report"
+    runner.run("pull", args("script/dataclient.py", "--local-logs", stack_logs, "log2local", pull2))
+    runner.run("export", args("-m", "script.export", pull2, "--out", events))
+    runner.run("report", args("-m", "script.ab", "--data", events, "--experiment", experiment,
+                              "--out", report, "--alpha", config["ab"]["alpha"],
+                              "--since", day2_from_ms))  # fmt: skip
 
     manifest = {
         "config": config,

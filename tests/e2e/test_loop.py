@@ -61,3 +61,17 @@ def test_report_has_all_four_arms(tiny_run):
 def test_stack_left_no_processes(tiny_run):
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tiny_run) not in out
+
+
+def test_a_failing_step_names_itself_and_its_log(tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "demo", "--run-dir", str(run_dir), "--quiet",
+        "--tracks", "500", "--users", "50", "--dim", "8", "--experiments", "no-such-file.yml",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "step 'stack' failed" in proc.stderr
+    assert str(run_dir / "logs" / "stack.log") in proc.stderr
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(run_dir) not in out  # nothing left running
