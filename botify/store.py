@@ -44,6 +44,25 @@ return nxt
 """
 
 
+# The same move, reading the list in the same call (one round trip for a list arm's /next).
+# KEYS[1]: cursor, KEYS[2]: the user's packed little-endian uint32 list (same hash slot: both
+# carry the {<user>} tag); ARGV as above without the length. Returns the track, or -1 when the
+# user has no (or an empty) list, in which case the cursor is left alone.
+_ADVANCE_IN_LIST = """
+local list = redis.call('GET', KEYS[2])
+if not list then return -1 end
+local n = math.floor(#list / 4)
+if n == 0 then return -1 end
+local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local threshold = tonumber(ARGV[1])
+if threshold >= 0 and cur > threshold then cur = -1 end
+local nxt = (cur + 1) % n
+redis.call('SET', KEYS[1], nxt, 'EX', tonumber(ARGV[2]))
+local b1, b2, b3, b4 = string.byte(list, nxt * 4 + 1, nxt * 4 + 4)
+return b1 + b2 * 256 + b3 * 65536 + b4 * 16777216
+"""
+
+
 class CursorStore(Protocol):
     def advance(self, scope: str, user: int, length: int, restart_past: int | None = None) -> int:
         """Next position (0..length-1) for `user` in list `scope`; restarts at 0 when the last
@@ -82,6 +101,7 @@ class RedisCursors:
         self.prefix = prefix
         self.ttl = int(ttl)
         self._advance = client.register_script(_ADVANCE)
+        self._advance_in_list = client.register_script(_ADVANCE_IN_LIST)
 
     def key(self, scope: str, user: int) -> str:
         # The hash tag {<user>} keeps a user's cursor in the slot of the user's lists (Cluster).
@@ -92,6 +112,19 @@ class RedisCursors:
             raise ValueError("cannot advance in an empty list")
         threshold = -1 if restart_past is None else int(restart_past)
         return int(self._advance(keys=[self.key(scope, user)], args=[length, threshold, self.ttl]))
+
+    def advance_in_list(
+        self, scope: str, user: int, list_key: str, restart_past: int | None = None
+    ) -> int | None:
+        """`advance` over the list stored at `list_key`, returning the track at the new position
+        (None when there is no list) in one round trip."""
+        threshold = -1 if restart_past is None else int(restart_past)
+        track = int(
+            self._advance_in_list(
+                keys=[self.key(scope, user), list_key], args=[threshold, self.ttl]
+            )
+        )
+        return None if track < 0 else track
 
     def reset(self, scope: str, user: int) -> None:
         self.client.delete(self.key(scope, user))

@@ -63,6 +63,11 @@ class TopLists:
         raw = self.client.get(self.pointer_key)
         return raw.decode() if raw is not None else None
 
+    def key_for(self, user: int) -> str | None:
+        """The key of the user's list under the active version (None when none is active)."""
+        version = self.active_version()
+        return None if version is None else self.key(version, user)
+
     def get(self, user: int, version: str | None = None) -> np.ndarray | None:
         """The user's list under `version` (default: the active one); None when there is none."""
         version = version or self.active_version()

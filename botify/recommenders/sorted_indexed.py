@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from botify.recommenders.base import Context, register
+from botify.recommenders.base import Context, Recommendation, register
 from botify.recommenders.indexed import ListRecommender
-from botify.store import MemoryCursors
+from botify.store import MemoryCursors, RedisCursors
 
 
 @register
@@ -26,6 +26,22 @@ class SortedIndexed(ListRecommender):
     def restart_past(self, prev_track_time: float) -> int | None:
         """Restart at the top when the last position handed out is past this (None: never)."""
         return None
+
+    def recommend(self, user: int, prev_track: int, prev_track_time: float) -> Recommendation:
+        key_for = getattr(self.source, "key_for", None)
+        if not (isinstance(self.cursors, RedisCursors) and key_for is not None):
+            return super().recommend(user, prev_track, prev_track_time)
+        # Lists and cursors both in Redis: read the list and move the cursor in one call.
+        key = key_for(user)
+        restart = self.restart_past(prev_track_time)
+        track = (
+            None if key is None else self.cursors.advance_in_list(self.scope, user, key, restart)
+        )
+        if track is None:
+            return Recommendation(
+                self.fallback.recommend_next(user, prev_track, prev_track_time), True
+            )
+        return Recommendation(track)
 
     def pick(self, user: int, tracks: np.ndarray, prev_track_time: float) -> int:
         position = self.cursors.advance(

@@ -194,3 +194,34 @@ def test_memory_lists_from_the_list_file(tmp_path, catalog):
     rec = recommenders.build("sorted_indexed", ctx)  # no cursor store given: in-memory cursors
     assert [rec.recommend_next(1, 0, 1.0) for _ in range(4)] == [9, 8, 7, 9]
     assert rec.recommend(2, 0, 1.0).fallback is True
+
+
+@pytest.mark.parametrize("name", ["sorted_indexed", "cooler_indexed"])
+def test_one_round_trip_path_matches_the_list_then_cursor_path(catalog, redis_url, name):
+    """With lists in Redis (TopLists) the list is read inside the cursor's Lua script; the
+    answers must equal reading the list first and moving the cursor after."""
+    from botify.toplists import TopLists
+
+    client = redis.Redis.from_url(redis_url)
+    lists = {1: [(7 * i + 3) % 200 for i in range(60)], 2: [5], 3: []}
+    top = TopLists(client, "core")
+    version, _ = top.write(lists.items())
+    top.activate(version)
+    rng = np.random.default_rng(1)
+    times = [float(t) for t in rng.choice([0.0, 0.05, 0.5, 1.0], size=150)]
+
+    def walk(source, cursors):
+        ctx = Context(catalog, np.random.default_rng(0), {"core": source}, cursors)
+        rec = recommenders.build(name, ctx)
+        out = []
+        for user in (1, 2, 3, 4):
+            out += [tuple(rec.recommend(user, 0, t)) for t in times]
+            rec.on_session_end(user)
+            out.append(tuple(rec.recommend(user, 0, 1.0)))
+        return out
+
+    fast = walk(top, RedisCursors(client, prefix="fast"))
+    slow = walk(DictLists(lists), RedisCursors(client, prefix="slow"))
+    assert fast == slow
+    assert any(fallback for _, fallback in fast) and not all(fallback for _, fallback in fast)
+    client.close()
