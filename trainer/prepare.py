@@ -63,12 +63,14 @@ def k_core(chains: pd.DataFrame, k: int = 3) -> pd.DataFrame:
 def to_atomic(chains: pd.DataFrame, out_dir: Path) -> Path:
     """Write `<out_dir>/<out_dir.name>.inter`, the file RecBole's `dataset=<name>` reads.
 
-    RecBole orders each user's chain by sorting on the timestamp with an unstable sort, so equal
-    timestamps within a user are made distinct (+1 µs per tie, in log order).
+    The timestamp written is each play's position in its user's chain (0, 1, 2, ...): CORE uses
+    only the order within a chain, distinct positions survive RecBole's unstable sort (equal
+    timestamps keep log order), and the file no longer depends on when the events happened, so
+    the same events logged on another day train the same model (RecBole's global sort by time
+    otherwise reorders users' interactions with the wall clock, which changes the batches).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    tie = chains.groupby(["user", "timestamp"]).cumcount().to_numpy()
-    stamp = chains["timestamp"].to_numpy(dtype=np.float64) / 1000.0 + tie * 1e-6
+    stamp = chains.groupby("user").cumcount().to_numpy(dtype=np.float64)
     frame = pd.DataFrame({"u": chains["user"], "i": chains["track"], "t": stamp})
     path = out_dir / f"{out_dir.name}.inter"
     tmp = path.with_suffix(".inter.tmp")

@@ -97,7 +97,8 @@ def test_prepare_writes_recbole_atomic_file(tmp_path):
     assert (summary.interactions, summary.users, summary.tracks) == (10, 3, 3)
     lines = (tmp_path / "ds" / "ds.inter").read_text().splitlines()
     assert lines[0] == "user_id:token\titem_id:token\ttimestamp:float"
-    assert lines[1:3] == ["1\t7\t1.000000", "1\t9\t1.000001"]  # tie broken in log order
+    # the timestamp is the position in the chain; a tie keeps log order
+    assert lines[1:5] == ["1\t7\t0.000000", "1\t9\t1.000000", "1\t8\t2.000000", "1\t9\t3.000000"]
     assert len(lines) == 11
     meta = json.loads((tmp_path / "ds" / "prepare.json").read_text())
     assert meta["min_time"] == 0.8 and meta["k"] == 3 and meta["interactions"] == 10
