@@ -9,7 +9,7 @@ For each arm (`sorted_indexed` over deployed random top-100 lists, and the catal
 connection straight to a replica over keep-alive (the course service stalled 40 ms there).
 Printed per run: req/s, p50/p99 latency, non-2xx count, and the replicas' CPU (cores used), so
 req/s per replica core compares with the course's 733-883 req/s per process at 0.85 core.
-The world is generated (`python -m sim.world --out DIR --seed 1`) when missing.
+The world is generated (`python -m sim.world --out DIR --seed 42`) when missing.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def ensure_world(world: Path) -> None:
     if not (world / "tracks.json").is_file():
         print(f"generating the default world into {world}", file=sys.stderr)
         subprocess.run(
-            [sys.executable, "-m", "sim.world", "--out", str(world), "--seed", "1"], check=True
+            [sys.executable, "-m", "sim.world", "--out", str(world), "--seed", "42"], check=True
         )
 
 

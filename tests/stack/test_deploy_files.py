@@ -145,7 +145,7 @@ def test_compose_trainer_profile_reads_logs_read_only(compose):
 def test_compose_world_is_generated_once_unless_mounted(compose):
     world = compose["services"]["world"]
     assert world["command"][-1] == (
-        "test -s /world/tracks.json || python -m sim.world --out /world --seed 1"
+        "test -s /world/tracks.json || python -m sim.world --out /world --seed 42"
     )
     assert world["volumes"] == ["${BOTIFY_WORLD:-world}:/world"]
 
