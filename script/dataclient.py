@@ -21,6 +21,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -99,14 +100,9 @@ def pull_from_docker(
         ) from error
     if not containers:
         raise PullError(f"no running container of the compose service {SERVICE!r}")
-    if replicas is not None:
-        missing = [i for i in range(1, replicas + 1) if i not in containers]
-        if missing:
-            raise PullError(
-                f"asked for {replicas} replica(s) but found {len(containers)}: "
-                + ", ".join(containers.values())
-            )
-        containers = {i: containers[i] for i in range(1, replicas + 1)}
+    containers = select_replicas(
+        containers, replicas, f"found {len(containers)}: " + ", ".join(containers.values())
+    )
     target.mkdir(parents=True, exist_ok=True)
     pulled = []
     for number, container in containers.items():
@@ -120,6 +116,23 @@ def pull_from_docker(
     return pulled
 
 
+T = TypeVar("T")
+
+
+def select_replicas(found: dict[int, T], replicas: int | None, what_is_there: str) -> dict[int, T]:
+    """All of `found` (replica number -> source), or exactly replicas 1..`replicas`."""
+    if replicas is None:
+        return found
+    missing = [i for i in range(1, replicas + 1) if i not in found]
+    if missing:
+        raise PullError(
+            f"asked for {replicas} replica(s), missing "
+            + ", ".join(f"{SERVICE}-{i}" for i in missing)
+            + f"; {what_is_there}"
+        )
+    return {i: found[i] for i in range(1, replicas + 1)}
+
+
 def pull_from_local(target: Path, log_root: Path, replicas: int | None = None) -> list[Path]:
     """Copy a local stack's ``log_root/recommender-<i>`` folders (all, or 1..replicas)."""
     if not log_root.is_dir():
@@ -131,14 +144,8 @@ def pull_from_local(target: Path, log_root: Path, replicas: int | None = None) -
     }
     if not found:
         raise PullError(f"no {SERVICE}-<i> folder under {log_root}")
-    if replicas is not None:
-        missing = [i for i in range(1, replicas + 1) if i not in found]
-        if missing:
-            raise PullError(
-                f"asked for {replicas} replica(s) but {log_root} lacks "
-                + ", ".join(f"{SERVICE}-{i}" for i in missing)
-            )
-        found = {i: found[i] for i in range(1, replicas + 1)}
+    found = select_replicas(found, replicas, f"{log_root} has " + ", ".join(
+        f"{SERVICE}-{i}" for i in sorted(found)))  # fmt: skip
     pulled = []
     for number, folder in sorted(found.items()):
         destination = target / f"{SERVICE}-{number}"

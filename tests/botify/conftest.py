@@ -38,20 +38,24 @@ def tracks_json(tmp_path_factory) -> Path:
     return path
 
 
+def service_config(redis_url: str, tracks_json: Path, log_dir: Path, replica: str) -> dict:
+    """The service settings every test app or server needs (keys without the BOTIFY_ prefix)."""
+    return {
+        "REDIS_URL": redis_url,
+        "CATALOG": str(tracks_json),
+        "EXPERIMENTS": str(EXPERIMENTS),
+        "LOG_DIR": str(log_dir),
+        "REPLICA": replica,
+    }
+
+
 @pytest.fixture
 def make_app(redis_url, tracks_json, tmp_path):
     """make_app(**config) -> a Flask app on the test Redis, logging under tmp_path/log."""
 
     def make(**config):
-        base = {
-            "REDIS_URL": redis_url,
-            "CATALOG": str(tracks_json),
-            "EXPERIMENTS": str(EXPERIMENTS),
-            "LOG_DIR": str(tmp_path / "log"),
-            "REPLICA": "test-1",
-            "SEED": 7,
-        }
-        app = create_app({**base, **config})
+        base = service_config(redis_url, tracks_json, tmp_path / "log", "test-1")
+        app = create_app({**base, "SEED": 7, **config})
         app.testing = True
         return app
 

@@ -13,21 +13,15 @@ import requests
 
 from botify.redis_server import free_port
 
-from .conftest import EXPERIMENTS, read_events, user_list
+from .conftest import read_events, service_config, user_list
 from .test_api import first_user
 
 
 @pytest.fixture
 def gunicorn(redis_url, tracks_json, tmp_path):
     port = free_port()
-    env = {
-        **os.environ,
-        "BOTIFY_REDIS_URL": redis_url,
-        "BOTIFY_CATALOG": str(tracks_json),
-        "BOTIFY_EXPERIMENTS": str(EXPERIMENTS),
-        "BOTIFY_LOG_DIR": str(tmp_path / "log"),
-        "BOTIFY_REPLICA": "recommender-1",
-    }
+    config = service_config(redis_url, tracks_json, tmp_path / "log", "recommender-1")
+    env = {**os.environ, **{f"BOTIFY_{key}": value for key, value in config.items()}}
     args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
     args += ["--preload", "--graceful-timeout", "5", "botify.app:create_app()"]
     proc = subprocess.Popen(args, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)

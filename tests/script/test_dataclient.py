@@ -95,7 +95,7 @@ def test_local_copies_rotated_files(tmp_path):
     rotated = tmp_path / "pull" / "recommender-2" / "events-10.jsonl.2"
     assert rotated.read_text() == "2 events-10.jsonl.2\n"
     assert len(list((tmp_path / "pull").rglob("events-*"))) == 6
-    with pytest.raises(dataclient.PullError, match="lacks recommender-3"):
+    with pytest.raises(dataclient.PullError, match="missing recommender-3"):
         dataclient.pull_from_local(tmp_path / "pull", tmp_path / "root", replicas=3)
     with pytest.raises(dataclient.PullError, match="no log root"):
         dataclient.pull_from_local(tmp_path / "pull", tmp_path / "missing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -233,42 +234,48 @@ def test_a_replica_that_cannot_start_fails_the_stack_and_leaves_nothing(
     assert wait_dead(descendants(os.getpid()) - before, timeout=5) == set()
 
 
-@needs_nginx
-def test_cli_serves_through_nginx_and_stops_cleanly(world_dir, sticky_experiments, tmp_path):
-    from botify.redis_server import free_port
-
-    port = free_port()
-    log_root = tmp_path / "logs"
+@contextlib.contextmanager
+def stack_cli(*args: object):
+    """`python -m botify.stack up ARGS` with piped text output; killed and closed on the way out."""
     cli = subprocess.Popen(
-        [
-            sys.executable, "-m", "botify.stack", "up",
-            "--world", str(world_dir), "--experiments", str(sticky_experiments),
-            "--log-dir", str(log_root), "--replicas", "2", "--port", str(port), "--nginx", "on",
-        ],
+        [sys.executable, "-m", "botify.stack", "up", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
-        line = cli.stdout.readline()
-        assert line == f"READY http://127.0.0.1:{port}\n", cli.stderr.read()
-        children = descendants(cli.pid)
-        names = {Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid in children}
-        assert any(b"nginx" in n for n in names) and any(b"redis-server" in n for n in names)
-        client = Client(f"http://127.0.0.1:{port}")
-        for user in range(10):  # round robin over the two replicas
-            status, body = client.post(f"/next/{user}", {"track": user, "time": 0.9})
-            assert status == 200 and 0 <= body["track"] < N_TRACKS
-        assert client.post("/last/0", {"track": 4, "time": 0.1}) == (200, {"user": 0})
-        client.close()
-        cli.send_signal(signal.SIGTERM)
-        assert cli.wait(30) == 0
+        yield cli
     finally:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
         cli.stdout.close()
         cli.stderr.close()
+
+
+@needs_nginx
+def test_cli_serves_through_nginx_and_stops_cleanly(world_dir, sticky_experiments, tmp_path):
+    from botify.redis_server import free_port
+
+    port = free_port()
+    log_root = tmp_path / "logs"
+    with stack_cli(
+        "--world", world_dir, "--experiments", sticky_experiments,
+        "--log-dir", log_root, "--replicas", 2, "--port", port, "--nginx", "on",
+    ) as cli:  # fmt: skip
+        line = cli.stdout.readline()
+        assert line == f"READY http://127.0.0.1:{port}\n", cli.stderr.read()
+        children = descendants(cli.pid)
+        names = {Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid in children}
+        assert any(b"nginx" in n for n in names) and any(b"redis-server" in n for n in names)
+        client = Client(f"http://127.0.0.1:{port}")
+        for user in range(10):  # nginx spreads users over the two replicas
+            status, body = client.post(f"/next/{user}", {"track": user, "time": 0.9})
+            assert status == 200 and 0 <= body["track"] < N_TRACKS
+        assert client.post("/last/0", {"track": 4, "time": 0.1}) == (200, {"user": 0})
+        client.close()
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(30) == 0
     assert wait_dead(children, timeout=1) == set(), "stray processes after stop"
     assert not any(alive(pid) for pid in children)
     events = read_events(log_root)
@@ -319,17 +326,10 @@ def test_a_stack_whose_lists_are_not_deployed_yet_serves_and_warns(
 def test_cli_stops_everything_and_exits_1_when_a_child_dies(
     world_dir, sticky_experiments, tmp_path
 ):
-    cli = subprocess.Popen(
-        [
-            sys.executable, "-m", "botify.stack", "up", "--world", str(world_dir),
-            "--experiments", str(sticky_experiments), "--log-dir", str(tmp_path),
-            "--replicas", "1", "--nginx", "off", "--port", "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
+    with stack_cli(
+        "--world", world_dir, "--experiments", sticky_experiments, "--log-dir", tmp_path,
+        "--replicas", 1, "--nginx", "off", "--port", 0,
+    ) as cli:  # fmt: skip
         assert cli.stdout.readline().startswith("READY http://127.0.0.1:")
         children = descendants(cli.pid)
         (master,) = [p for p in children if b"gunicorn" in Path(f"/proc/{p}/cmdline").read_bytes()
@@ -337,10 +337,4 @@ def test_cli_stops_everything_and_exits_1_when_a_child_dies(
         os.killpg(master, signal.SIGKILL)  # the replica dies on its own
         assert cli.wait(30) == 1
         assert "recommender-1 exited" in cli.stderr.read()
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-        cli.stdout.close()
-        cli.stderr.close()
     assert wait_dead(children, timeout=1) == set(), "stray processes after a child died"
