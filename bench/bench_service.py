@@ -1,7 +1,7 @@
 """Throughput and latency of POST /next through the local stack (2 replicas + nginx), with wrk.
 
     python bench/bench_service.py [--world data/world] [--duration 8] [--connections 1 8 32]
-                                  [--worker-class gthread|sync]
+                                  [--gunicorn-args "--threads 1 --worker-class sync"]
 
 For each arm (`sorted_indexed` over deployed random top-100 lists, and the catalog-only
 `sticky_artist`) it starts the stack on one embedded Redis, runs wrk (a Lua script POSTs
@@ -9,6 +9,10 @@ For each arm (`sorted_indexed` over deployed random top-100 lists, and the catal
 connection straight to a replica over keep-alive (the course service stalled 40 ms there).
 Printed per run: req/s, p50/p99 latency, non-2xx count, and the replicas' CPU (cores used), so
 req/s per replica core compares with the course's 733-883 req/s per process at 0.85 core.
+Then the same stack, load and gunicorn policy serve two peer apps that do almost nothing
+(bench/stack_floor.py: a bare WSGI function, and Flask + flask-restful echoing the track), and
+each arm's throughput is printed as a share of theirs: the ceiling the stack itself sets on this
+machine, whatever the app does (`--no-peers` skips them).
 The world is generated (`python -m sim.world --out DIR --seed 42`) when missing.
 """
 
@@ -30,6 +34,10 @@ import redis
 from botify.redis_server import RedisServer
 from botify.stack import LocalStack
 from botify.toplists import TopLists
+
+BENCH_DIR = Path(__file__).resolve().parent
+# Peers served by the same stack (bench/stack_floor.py): the ceiling any app meets here.
+PEERS = {"bare_wsgi": "stack_floor:bare_wsgi", "flask_echo": "stack_floor:flask_echo()"}
 
 WRK_SCRIPT = """
 math.randomseed(%(seed)d)
@@ -128,8 +136,16 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--replicas", type=int, default=2)
-    parser.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread")
+    parser.add_argument(
+        "--gunicorn-args",
+        default="",
+        help="extra gunicorn options for every replica (GUNICORN_CMD_ARGS)",
+    )
     parser.add_argument("--arms", nargs="+", default=["sorted_indexed", "sticky_artist"])
+    parser.add_argument(
+        "--no-peers", dest="peers", action="store_false",
+        help="skip the peer apps (bench/stack_floor.py) that show the stack's own ceiling",
+    )  # fmt: skip
     ns = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (tools/system-packages.sh installs it)", file=sys.stderr)
@@ -138,7 +154,23 @@ def main() -> int:
     tracks = count_lines(ns.world / "tracks.json")
     users = count_lines(ns.world / "users.json")
     print(f"world {ns.world}: {tracks} tracks, {users} users; {os.cpu_count()} CPUs; "
-          f"{ns.replicas} replicas x 1 {ns.worker_class} worker, nginx, wrk on the same machine")  # fmt: skip
+          f"{ns.replicas} replicas x 1 worker (botify/gunicorn_conf.py {ns.gunicorn_args}), "
+          "nginx, wrk on the same machine")  # fmt: skip
+
+    env = {"GUNICORN_CMD_ARGS": ns.gunicorn_args}
+    results: dict[str, dict] = {}
+
+    def measure(label: str, stack: LocalStack) -> None:
+        with stack:
+            pgids = stack.replica_pids
+            run_wrk(stack.url, 8, 2, script, pgids)  # warm-up
+            for connections in ns.connections:
+                r = run_wrk(stack.url, connections, ns.duration, script, pgids)
+                results[f"{label} via nginx c={connections}"] = r
+                report(f"{label} via nginx", connections, r)
+            r = run_wrk(stack.replica_urls[0], 1, ns.duration, script, pgids)
+            results[f"{label} direct c=1"] = r
+            report(f"{label} direct keep-alive, 1 replica", 1, r)
 
     with tempfile.TemporaryDirectory(prefix="botify-bench-") as tmp, RedisServer() as server:
         tmp = Path(tmp)
@@ -157,20 +189,34 @@ def main() -> int:
             )
             stack = LocalStack(
                 ns.world, experiments, tmp / f"logs-{arm}", replicas=ns.replicas,
-                redis_url=server.url, nginx="on",
-                env={"GUNICORN_CMD_ARGS": f"--worker-class {ns.worker_class}"},
+                redis_url=server.url, nginx="on", env=env,
             )  # fmt: skip
-            with stack:
-                pgids = stack.replica_pids
-                run_wrk(stack.url, 8, 2, script, pgids)  # warm-up
-                for connections in ns.connections:
-                    report(
-                        f"{arm} via nginx",
-                        connections,
-                        run_wrk(stack.url, connections, ns.duration, script, pgids),
-                    )
-                direct = run_wrk(stack.replica_urls[0], 1, ns.duration, script, pgids)
-                report(f"{arm} direct keep-alive, 1 replica", 1, direct)
+            measure(arm, stack)
+        if not ns.peers:
+            return 0
+        # The peers need no Redis and no experiments; the stack still checks the files exist.
+        peer_env = {
+            **env,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")])
+            ),
+        }
+        for peer, target in PEERS.items():
+            stack = LocalStack(
+                ns.world, experiments, tmp / f"logs-{peer}", replicas=ns.replicas,
+                redis_url=server.url, nginx="on", env=peer_env, wait_for="health", target=target,
+            )  # fmt: skip
+            measure(peer, stack)
+    print("\nthroughput of each arm as a share of each peer's, same run:")
+    for key, r in results.items():
+        arm, where = key.split(" ", 1)
+        if arm in PEERS:
+            continue
+        shares = "  ".join(
+            f"{results[f'{peer} {where}']['rps'] and r['rps'] / results[f'{peer} {where}']['rps']:.2f} of {peer}"
+            for peer in PEERS
+        )
+        print(f"{arm:<16} {where:<16} {shares}")
     return 0
 
 

@@ -14,6 +14,8 @@ file holds the policy:
 - graceful shutdown: SIGTERM lets requests in flight finish within `graceful_timeout` (shorter than
   Docker's 10 s stop grace period); `worker_exit` then closes the app's event log.
 - access log off (every request is already an event line); errors to stderr.
+- no control socket (gunicorn >= 25.1): its default path is one per user ($HOME/.gunicorn), so
+  replicas on one machine would take each other's, and the image's user has no home to write to.
 
 In a container the replica names itself: with BOTIFY_LOG_ROOT set and no BOTIFY_LOG_DIR, its log
 folder is `<BOTIFY_LOG_ROOT>/<replica name>` (one folder per replica in the shared log volume) and the
@@ -41,6 +43,7 @@ proc_name = "botify"
 # The heartbeat file on tmpfs: a container's overlay filesystem can stall it (gunicorn's docs).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 backlog = 2048
+control_socket_disable = True
 
 
 def container_replica_name(

@@ -180,6 +180,7 @@ class LocalStack:
         ready_timeout: float = 60.0,
         env: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
+        target: str = GUNICORN_TARGET,
     ):
         if replicas < 1 or workers_per_replica < 1:
             raise ValueError("replicas and workers_per_replica must be >= 1")
@@ -195,6 +196,7 @@ class LocalStack:
         self.wait_for = wait_for
         self.ready_timeout = ready_timeout
         self.extra_env = dict(env or {})
+        self.target = target  # what gunicorn serves; benchmarks swap in peer apps
         self.nginx_binary = self._choose_nginx(nginx)
         self.port = port or free_port(host)
         # Without nginx the first replica takes the public port.
@@ -285,7 +287,7 @@ class LocalStack:
             "--bind", f"{self.host}:{self._replica_ports[index]}",
             "--workers", str(self.workers_per_replica),
             "--name", f"botify-{name}",
-            GUNICORN_TARGET,
+            self.target,
         ]  # fmt: skip
         return _Child(name, args, env, self.stack_log_dir / f"{name}.log")
 

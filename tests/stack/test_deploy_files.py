@@ -221,7 +221,9 @@ def test_dockerfile_command_serves_against_a_real_redis(
         BOTIFY_EXPERIMENTS=str(sticky_experiments),
         BOTIFY_LOG_ROOT=str(tmp_path / "logs"),  # as in the image: the replica names its folder
         BOTIFY_REPLICA="recommender-7",
+        HOME=str(tmp_path / "home"),  # gunicorn would put its control socket here
     )
+    env.pop("XDG_RUNTIME_DIR", None)
     server = subprocess.Popen(
         [sys.executable, "-m", *command],
         env=env,
@@ -249,6 +251,9 @@ def test_dockerfile_command_serves_against_a_real_redis(
     events = list((tmp_path / "logs" / "recommender-7").glob("events-*.jsonl"))
     assert len(events) == 1
     assert json.loads(events[0].read_text())["replica"] == "recommender-7"
+    # No control socket: replicas sharing a home would take each other's, and the image's user
+    # has no home to write to.
+    assert not (tmp_path / "home").exists()
 
 
 # -- gunicorn settings ----------------------------------------------------------------------------
@@ -258,6 +263,7 @@ def test_gunicorn_policy():
     assert gunicorn_conf.accesslog is None
     assert gunicorn_conf.keepalive > 60  # outlives nginx's upstream keepalive_timeout 60s
     assert gunicorn_conf.graceful_timeout < 10  # inside Docker's default stop grace period
+    assert gunicorn_conf.control_socket_disable is True
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,46 @@
+"""Peers for bench_service.py: the same stack serving apps that do (almost) nothing.
+
+They run under the same gunicorn policy (botify/gunicorn_conf.py), the same nginx.conf and the
+same wrk load as the service, so their throughput is the ceiling the stack itself puts on any
+app on this machine, and the service's share of it says what is left to win inside the app.
+
+- `bare_wsgi`: a plain WSGI function that reads the body and answers a constant JSON object
+  (no framework, no validation, no Redis, no event log).
+- `flask_echo()`: Flask + flask-restful, as the service: parses the JSON body and echoes the track
+  back (no validation, no Redis, no event log).
+
+Both answer `GET /health` (the stack waits for it) and `POST /next/<user>`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_restful import Api, Resource
+
+_ANSWER = b'{"user": 0, "track": 0}\n'
+
+
+def bare_wsgi(environ, start_response):
+    environ["wsgi.input"].read()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(_ANSWER)))]
+    )
+    return [_ANSWER]
+
+
+class _Health(Resource):
+    def get(self):
+        return {"status": "ok"}
+
+
+class _Echo(Resource):
+    def post(self, user: int):
+        return {"user": user, "track": request.get_json()["track"]}
+
+
+def flask_echo() -> Flask:
+    app = Flask(__name__)
+    api = Api(app)
+    api.add_resource(_Health, "/health")
+    api.add_resource(_Echo, "/next/<int:user>")
+    return app
