@@ -12,13 +12,15 @@ req/s per replica core compares with the course's 733-883 req/s per process at 0
 Then the same stack, load and gunicorn policy serve two peer apps that do almost nothing
 (bench/stack_floor.py: a bare WSGI function, and Flask + flask-restful echoing the track), and
 each arm's throughput is printed as a share of theirs: the ceiling the stack itself sets on this
-machine, whatever the app does (`--no-peers` skips them).
+machine, whatever the app does (`--no-peers` skips them). Each arm's CPU per request with the
+WSGI app called in-process (no HTTP, no gunicorn) shows how much of a request is the app's own.
 The world is generated (`python -m sim.world --out DIR --seed 42`) when missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -120,6 +122,55 @@ def run_wrk(url: str, connections: int, duration: int, script: Path, pgids: list
     return result
 
 
+def in_process_cost(
+    world: Path,
+    experiments: Path,
+    redis_url: str,
+    log_dir: Path,
+    users: int,
+    tracks: int,
+    requests: int = 20_000,
+) -> float:
+    """CPU seconds per POST /next calling the app's WSGI callable directly (no HTTP, no gunicorn)."""
+    from botify.app import create_app
+
+    app = create_app({"CATALOG": str(world / "tracks.json"), "EXPERIMENTS": str(experiments),
+                      "REDIS_URL": redis_url, "LOG_DIR": str(log_dir), "SEED": 0})  # fmt: skip
+    rng = np.random.default_rng(1)
+    bodies = [
+        json.dumps({"track": int(t), "time": round(float(x), 2)}).encode()
+        for t, x in zip(rng.integers(tracks, size=1000), rng.random(1000), strict=True)
+    ]
+    paths = [f"/next/{u}" for u in rng.integers(users, size=1000)]
+
+    def start_response(status, headers, exc_info=None):
+        if not status.startswith("200"):
+            raise RuntimeError(f"in-process request failed: {status}")
+
+    def call(i: int) -> None:
+        body = bodies[i % 1000]
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": paths[i % 1000], "QUERY_STRING": "",
+            "SERVER_NAME": "bench", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "bench", "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+            "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+        }  # fmt: skip
+        response = app(environ, start_response)
+        b"".join(response)
+        response.close()
+
+    for i in range(2000):  # warm-up
+        call(i)
+    start = time.process_time()
+    for i in range(requests):
+        call(i)
+    seconds = (time.process_time() - start) / requests
+    app.extensions["botify"].events.close()
+    return seconds
+
+
 def report(label: str, connections: int, r: dict) -> None:
     per_core = r["rps"] / r["replica_cores"] if r["replica_cores"] else float("nan")
     print(
@@ -192,6 +243,10 @@ def main() -> int:
                 redis_url=server.url, nginx="on", env=env,
             )  # fmt: skip
             measure(arm, stack)
+            cost = in_process_cost(ns.world, experiments, server.url, tmp / f"in-process-{arm}",
+                                   users, tracks)  # fmt: skip
+            print(f"{arm} in process (WSGI call, no HTTP): {cost * 1e6:.0f} us CPU per request "
+                  f"({1 / cost:.0f} req/s per core)", flush=True)  # fmt: skip
         if not ns.peers:
             return 0
         # The peers need no Redis and no experiments; the stack still checks the files exist.
