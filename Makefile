@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+BENCH  ?= service
 
 .PHONY: demo test lint format bench calibrate world stack clean
 
@@ -28,6 +29,14 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# One benchmark script: `make bench BENCH=sim` runs bench/bench_sim.py (default: the service).
+bench: $(STAMP)
+	@tools/system-packages.sh
+	$(PY) bench/bench_$(BENCH).py $(ARGS)
+
+world: $(STAMP)
+	$(PY) -m sim.world --out data/world --seed 42 $(ARGS)
 
 calibrate: $(STAMP)
 	$(PY) -m sim.calibrate $(ARGS)
