@@ -31,11 +31,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import redis
+from benchlib import (
+    count_lines,
+    deploy_random_lists,
+    ensure_world,
+    experiments_file,
+    group_cpu_seconds,
+)
 
 from botify.redis_server import RedisServer
 from botify.stack import LocalStack
-from botify.toplists import TopLists
 
 BENCH_DIR = Path(__file__).resolve().parent
 # Peers served by the same stack (bench/stack_floor.py): the ceiling any app meets here.
@@ -57,48 +62,6 @@ done = function(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
-
-
-def ensure_world(world: Path) -> None:
-    if not (world / "tracks.json").is_file():
-        print(f"generating the default world into {world}", file=sys.stderr)
-        subprocess.run(
-            [sys.executable, "-m", "sim.world", "--out", str(world), "--seed", "42"], check=True
-        )
-
-
-def count_lines(path: Path) -> int:
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
-
-
-def deploy_random_lists(redis_url: str, users: int, tracks: int, k: int = 100) -> str:
-    rng = np.random.default_rng(0)
-    client = redis.Redis.from_url(redis_url)
-    lists = TopLists(client, "core")
-    version, _ = lists.write(
-        ((user, rng.choice(tracks, size=k, replace=False)) for user in range(users)),
-        meta={"source": "bench_service random lists"},
-    )
-    lists.activate(version)
-    client.close()
-    return version
-
-
-def group_cpu_seconds(pgids: list[int]) -> float:
-    """utime + stime of every live process in these process groups (the replicas' masters+workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) in pgids:  # fields[2] = pgrp
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
 
 
 def run_wrk(url: str, connections: int, duration: int, script: Path, pgids: list[int]) -> dict:
@@ -135,7 +98,7 @@ def in_process_cost(
     from botify.app import create_app
 
     app = create_app({"CATALOG": str(world / "tracks.json"), "EXPERIMENTS": str(experiments),
-                      "REDIS_URL": redis_url, "LOG_DIR": str(log_dir), "SEED": 0})  # fmt: skip
+                      "REDIS_URL": redis_url, "LOG_DIR": str(log_dir)})  # fmt: skip
     rng = np.random.default_rng(1)
     bodies = [
         json.dumps({"track": int(t), "time": round(float(x), 2)}).encode()
@@ -232,12 +195,7 @@ def main() -> int:
         script = tmp / "next.lua"
         script.write_text(WRK_SCRIPT % {"seed": 1, "users": users, "tracks": tracks})
         for arm in ns.arms:
-            params = ", params: {lists: core}" if arm.endswith("indexed") else ""
-            experiments = tmp / f"{arm}.yml"
-            experiments.write_text(
-                f"route: BENCH\nexperiments:\n  - name: BENCH\n    arms:\n"
-                f"      - {{name: C, recommender: {arm}{params}}}\n"
-            )
+            experiments = experiments_file(tmp / f"{arm}.yml", arm)
             stack = LocalStack(
                 ns.world, experiments, tmp / f"logs-{arm}", replicas=ns.replicas,
                 redis_url=server.url, nginx="on", env=env,

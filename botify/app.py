@@ -24,6 +24,7 @@ from botify.catalog import Catalog
 from botify.events import EventLog
 from botify.experiments import Experiments
 from botify.service import Service
+from botify.state import RedisState
 from botify.store import RedisStore
 
 
@@ -42,7 +43,8 @@ def load_config(app: Flask, config: Mapping[str, Any] | None) -> None:
         app.config.from_mapping(settings.unprefixed(config))
     settings.normalize(app.config)
     # One byte more than allowed, so a chunked body that is too long is seen as too long.
-    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"]) + 1
+    largest = max(int(app.config["MAX_BODY_BYTES"]), int(app.config["MAX_BATCH_BYTES"]))
+    app.config["MAX_CONTENT_LENGTH"] = largest + 1
     app.config["ERROR_404_HELP"] = False  # flask-restful: no "did you mean" prose in messages
 
 
@@ -63,13 +65,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         connect_timeout=float(app.config["REDIS_CONNECT_TIMEOUT"]),
         retry_after=float(app.config["REDIS_RETRY_AFTER"]),
     )
+    state = RedisState(
+        store.client,
+        prefix=store.prefix,
+        cursor_ttl=int(app.config["CURSOR_TTL"]),
+        session_length=int(app.config["SESSION_LENGTH"]),
+        session_ttl=int(app.config["SESSION_TTL"]),
+        pointer_max_age=float(app.config["POINTER_CACHE_SECONDS"]),
+    )
     service = Service(
         app.config,
         catalog,
         Experiments.from_file(app.config["EXPERIMENTS"]),
-        store,
-        EventLog(app.config["LOG_DIR"], int(app.config["LOG_MAX_BYTES"])),
-        catalog_fingerprint(catalog_path, catalog),
+        state,
+        events=EventLog(app.config["LOG_DIR"], int(app.config["LOG_MAX_BYTES"])),
+        store=store,
+        catalog_fingerprint=catalog_fingerprint(catalog_path, catalog),
     )
     app.extensions["botify"] = service
 

@@ -1,7 +1,8 @@
 """The track catalog the service needs: artist of each track, tracks of each artist, top-pop.
 
 Loaded once from the world's `tracks.json` (course format, JSON lines
-`{"track", "artist", "title", "genre", "pop"}`). Arrays, not dicts: 50,000 tracks load in well
+`{"track", "artist", "title", "genre", "pop"}`; `read_tracks_json` is the one reader of that file,
+the simulator's world uses it too). Arrays, not dicts: 50,000 tracks load in well
 under a second and are shared copy-on-write by forked gunicorn workers.
 """
 
@@ -53,6 +54,7 @@ class Catalog:
         n = len(rows)
         if [int(r["track"]) for r in rows] != list(range(n)):
             raise ValueError("tracks must be numbered 0..N-1 without gaps")
+        # Artist ids in order of first appearance by track id (the simulator's ids too).
         artist_ids: dict[str, int] = {}
         artist_of = np.fromiter(
             (artist_ids.setdefault(str(r["artist"]), len(artist_ids)) for r in rows),
@@ -76,5 +78,16 @@ class Catalog:
 
     @classmethod
     def from_tracks_json(cls, path: str | Path) -> Catalog:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_records(json.loads(line) for line in f if line.strip())
+        return cls.from_records(read_tracks_json(path))
+
+
+def read_tracks_json(path: str | Path) -> list[dict]:
+    """The world's `tracks.json` (JSON lines), sorted by track id, checked to be 0..N-1: the one
+    reader of the file, for the service's catalog and the simulator's world."""
+    with open(path, encoding="utf-8") as f:
+        rows = sorted(
+            (json.loads(line) for line in f if line.strip()), key=lambda r: int(r["track"])
+        )
+    if [int(r["track"]) for r in rows] != list(range(len(rows))):
+        raise ValueError(f"{path}: tracks must be numbered 0..N-1 without gaps")
+    return rows

@@ -1,22 +1,25 @@
 """The event log: JSON lines, one file per worker process, rotated by size, nothing lost.
 
-Each worker writes `<dir>/events-<pid>.jsonl`. The file is opened on the first event in the
-process that writes it (so a gunicorn master that built the app before forking never holds it),
-and reopened if the pid changes. Every event is one `write(2)` of one whole line on an O_APPEND
-descriptor, done before the response is returned: once a client has its 200, the line is in the
-kernel and survives even a SIGKILLed worker; there is no user-space buffer to flush at shutdown
-(the descriptor is still closed at exit). Past `max_bytes` the file is renamed to the next free
-`events-<pid>.jsonl.<k>` (k = 1, 2, ... oldest first; never overwritten) and a new file begins,
-always between two lines.
+Each worker writes `<dir>/events-<pid>.jsonl` (names and rotation order: `botify.logfiles`). The
+file is opened on the first event in the process that writes it (so a gunicorn master that built
+the app before forking never holds it), and reopened if the pid changes. The lines of one request
+(one line, or one per step of a batch) are one `write(2)` on an O_APPEND descriptor, done before
+the response is returned: once a client has its 200, its lines are in the kernel and survive even
+a SIGKILLed worker; there is no user-space buffer to flush at shutdown (the descriptor is still
+closed at exit). Past `max_bytes` the file is renamed to the next free `events-<pid>.jsonl.<k>`
+(k = 1, 2, ... oldest first; never overwritten) and a new file begins, always between two writes.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
+
+from botify import logfiles
+from botify.event import Event, encode
 
 
 class EventLog:
@@ -31,14 +34,21 @@ class EventLog:
 
     @property
     def path(self) -> Path:
-        return self.directory / f"events-{os.getpid()}.jsonl"
+        return self.directory / logfiles.live_name(os.getpid())
 
-    def write(self, event: dict) -> None:
-        line = (json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n").encode()
+    def write(self, events: Event | Iterable[Event]) -> None:
+        """Append the events' lines in one write (all encoded first: a bad event writes nothing)."""
+        if isinstance(events, Event):
+            events = (events,)
+        data = b"".join(encode(event) for event in events)
+        if not data:
+            return
         with self._lock:
             fd = self._open()
-            os.write(fd, line)
-            self._size += len(line)
+            view = memoryview(data)
+            while view:  # a regular file takes it whole; loop only for the pathological case
+                view = view[os.write(fd, view) :]
+            self._size += len(data)
             if self._size >= self.max_bytes:
                 self._rotate()
 
@@ -54,10 +64,7 @@ class EventLog:
 
     def _rotate(self) -> None:
         path = self.path
-        k = 1
-        while path.with_name(f"{path.name}.{k}").exists():
-            k += 1
-        os.rename(path, path.with_name(f"{path.name}.{k}"))
+        os.rename(path, logfiles.next_rotated(path))
         os.close(self._fd)
         self._fd = None
 

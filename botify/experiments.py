@@ -67,10 +67,6 @@ class Experiments:
         """The user's arm name in every experiment (what every event logs)."""
         return {e.name: e.assign(user).name for e in self.experiments}
 
-    def list_sets(self) -> set[str]:
-        """List sets (TopLists names) that the routing experiment's arms read."""
-        return {str(a.params["lists"]) for a in self.routing.arms if "lists" in a.params}
-
     def to_dict(self) -> dict:
         return {"route": self.route, "experiments": [e.to_dict() for e in self.experiments]}
 

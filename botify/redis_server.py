@@ -133,6 +133,11 @@ class RedisServer:
             self._dir = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's pid (also its process group: it runs in its own session)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

@@ -1,69 +1,47 @@
-"""What one replica serves: catalog, experiments, recommenders, Redis store and event log.
+"""What one replica serves: catalog, experiments, recommenders, per-user state and the event log.
 
-`Service` holds no per-user state (that lives in Redis), so replicas are interchangeable.
-Redis faults never become 5xx: a recommender that needs Redis is skipped while the store's
-breaker is open, and any Redis error mid-request is answered by the catalog-only fallback
-recommender; the event then carries `"fallback": true`.
+`Service.handle(steps)` is the one code path of both APIs: `POST /next|/last/<user>` hands it one
+step, `POST /batch/<shard>` many. For the steps of one call it assigns arms, collects the routed
+recommenders' state ops and runs them in one backend call (one Redis round trip), lets each
+recommender answer, and writes every step's event line in one write before returning.
+
+`Service` holds no per-user state (that lives in Redis), so replicas are interchangeable. Redis
+faults never become 5xx: while the store's breaker is open, or when Redis fails mid-call, a step
+whose recommender needs state is answered by the catalog-only fallback recommender, and its event
+carries `"fallback": true`. The same class runs in-process (the simulator) with `MemoryState`
+and no event log.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import redis
 
 from botify import recommenders
 from botify.catalog import Catalog
+from botify.event import Event
 from botify.events import EventLog
 from botify.experiments import Experiments
-from botify.recommenders import Context, Recommendation
-from botify.store import CachedTopLists, RedisCursors, RedisStore
+from botify.recommenders import Context, Recommendation, Recommender
+from botify.state import Failed, RedisState, StateBackend
+from botify.step import MAX_SEED, Step
+from botify.store import RedisStore
 
 log = logging.getLogger(__name__)
 
-_LIVE: weakref.WeakSet[Service] = weakref.WeakSet()
 
-
-def _reseed_after_fork() -> None:
-    # gunicorn forks workers from a preloaded app: without this every worker would draw the
-    # same "random" tracks.
-    for service in list(_LIVE):
-        service.reseed()
-
-
-os.register_at_fork(after_in_child=_reseed_after_fork)
-
-
-class ReplayableRandom:
-    """The recommenders' generator: shared by the worker's threads, unless a request brings its own
-    seed (header `X-Botify-Seed`), in which case that request draws from a generator seeded with
-    it. A client that sends seeds (the simulator does) gets replayable answers: the same requests
-    get the same tracks in every run, whichever replica or thread serves them.
-    """
-
-    def __init__(self, seed: int | None = None):
-        self.seed = seed
-        self.shared = np.random.default_rng(seed)
-        self._local = threading.local()
-
-    def reseed_process(self) -> None:
-        # gunicorn forks workers from a preloaded app: each worker gets its own stream.
-        seq = np.random.SeedSequence(self.seed, spawn_key=(os.getpid(),))
-        self.shared = np.random.Generator(np.random.PCG64(seq))
-
-    def for_request(self, seed: int | None) -> None:
-        self._local.generator = None if seed is None else np.random.Generator(np.random.PCG64(seed))
-
-    def __getattr__(self, name: str):
-        generator = getattr(self._local, "generator", None) or self.shared
-        return getattr(generator, name)
+@dataclass(slots=True)
+class Outcome:
+    recommendation: int | None  # None for a /last step
+    fallback: bool
+    arms: dict[str, str]
+    latency: float  # seconds the service spent on this step (its share of shared work)
 
 
 class Service:
@@ -72,155 +50,174 @@ class Service:
         config: Mapping[str, Any],
         catalog: Catalog,
         experiments: Experiments,
-        store: RedisStore,
-        events: EventLog,
+        state: StateBackend,
+        events: EventLog | None = None,
+        store: RedisStore | None = None,
         catalog_fingerprint: Mapping[str, str | int] | None = None,
     ):
         self.catalog = catalog
         self.experiments = experiments
-        self.store = store
+        self.route = experiments.route
+        self.state = state
         self.events = events
-        self.replica = str(config["REPLICA"])
-        self.max_user = int(config["MAX_USER"])
-        self.max_body = int(config["MAX_BODY_BYTES"])
-        self.seed = config.get("SEED")
+        self.store = store
+        self.replica = str(config.get("REPLICA", "in-process"))
+        self.max_user = int(config.get("MAX_USER", 2**32 - 1))
+        self.max_body = int(config.get("MAX_BODY_BYTES", 4096))
+        self.max_batch_steps = int(config.get("MAX_BATCH_STEPS", 1024))
+        self.max_batch_bytes = int(config.get("MAX_BATCH_BYTES", 128 * 1024))
         self.catalog_fingerprint = dict(catalog_fingerprint or {})
-        prefix = store.prefix
-        self.lists = {
-            name: CachedTopLists(store.client, name, prefix, float(config["POINTER_CACHE_SECONDS"]))
-            for name in sorted(experiments.list_sets())
-        }
-        self.ctx = Context(
-            catalog=catalog,
-            rng=ReplayableRandom(self.seed),
-            lists=dict(self.lists),
-            cursors=RedisCursors(store.client, prefix, int(config["CURSOR_TTL"])),
-        )
-        self.recommenders = {
+        self.ctx = Context(catalog=catalog)
+        self.recommenders: dict[str, Recommender] = {
             arm.name: recommenders.build(arm.recommender, self.ctx, **arm.params)
             for arm in experiments.routing.arms
         }
         for exp in experiments.experiments:  # arms of non-routing experiments must name real ones
             for arm in exp.arms:
                 recommenders.get(arm.recommender)
-        self.fallback = recommenders.build(str(config["FALLBACK"]), self.ctx)
-        if self.fallback.uses_store:
-            raise ValueError(f"fallback {config['FALLBACK']!r} must not need Redis")
-        store.on_recovery.append(self._on_redis_recovery)
-        _LIVE.add(self)
+        fallback = str(config.get("FALLBACK", "sticky_artist"))
+        self.fallback = recommenders.build(fallback, self.ctx)
+        if self.fallback.uses_state:
+            raise ValueError(f"fallback {fallback!r} must not need per-user state")
+        # Steps without a client seed draw theirs from the OS: fresh in every forked worker.
+        self._entropy = os.urandom
+        if store is not None:
+            store.on_recovery.append(self._on_redis_recovery)
 
-    def reseed(self) -> None:
-        self.ctx.rng.reseed_process()
+    def list_sets(self) -> set[str]:
+        """List sets the routing arms serve from (readiness checks they are live)."""
+        return set().union(*(r.list_sets() for r in self.recommenders.values()))
+
+    def new_seed(self) -> int:
+        return int.from_bytes(self._entropy(8), "little") % MAX_SEED
 
     # -- requests ------------------------------------------------------------------------------
-    def next_track(
-        self, user: int, track: int, played: float, seed: int | None = None
-    ) -> tuple[int, bool, dict[str, str]]:
-        """(recommended track, whether the fallback answered, the user's arms). With `seed`, every
-        random draw of this request comes from a generator seeded with it (replayable)."""
-        self.ctx.rng.for_request(seed)
-        try:
-            return self._next_track(user, track, played)
-        finally:
-            self.ctx.rng.for_request(None)
+    def handle(self, steps: Sequence[Step], spent: Sequence[float] | None = None) -> list[Outcome]:
+        """Serve and log the steps. `spent`: seconds already spent per step (parsing, validation),
+        added to each step's logged latency."""
+        outcomes = self.serve(steps, spent)
+        if self.events is not None and steps:
+            started = time.perf_counter()
+            now_ms = int(time.time() * 1000)
+            self.events.write(
+                Event(
+                    message=step.message,
+                    timestamp=now_ms,
+                    user=step.user,
+                    track=step.track,
+                    time=step.time,
+                    latency=outcome.latency,
+                    recommendation=outcome.recommendation,
+                    experiments=outcome.arms,
+                    replica=self.replica,
+                    fallback=outcome.fallback,
+                )
+                for step, outcome in zip(steps, outcomes, strict=True)
+            )
+            # the write is part of every step's cost, but only the next call's events can say so
+            share = (time.perf_counter() - started) / len(steps)
+            for outcome in outcomes:
+                outcome.latency += share
+        return outcomes
 
-    def _next_track(self, user: int, track: int, played: float) -> tuple[int, bool, dict[str, str]]:
-        arms = self.experiments.assign(user)
-        recommender = self.recommenders[arms[self.experiments.route]]
-        result: Recommendation | None = None
-        if not recommender.uses_store:
-            result = recommender.recommend(user, track, played)
-        elif self.store.available():
+    def serve(self, steps: Sequence[Step], spent: Sequence[float] | None = None) -> list[Outcome]:
+        """Answer the steps (no logging): arms, one state call for all ops, recommenders."""
+        clock = time.perf_counter
+        started = clock()
+        arms = [self.experiments.assign(step.user) for step in steps]
+        routed = [self.recommenders[a[self.route]] for a in arms]
+        step_ops = [
+            (r.ops(s) if s.message == "next" else r.end_ops(s))
+            for r, s in zip(routed, steps, strict=True)
+        ]
+        flat = [op for ops in step_ops for op in ops]
+        results: list[Any] | None = None
+        state_seconds = 0.0
+        if flat and (self.store is None or self.store.available()):
+            t0 = clock()
             try:
-                result = recommender.recommend(user, track, played)
-                self.store.succeeded()
+                results = self.state.run(flat)
+                if self.store is not None:
+                    self.store.succeeded()
             except redis.RedisError as error:
-                self._redis_failed(error)
-        if result is None:
-            result = Recommendation(self.fallback.recommend_next(user, track, played), True)
-        return int(result.track), bool(result.fallback), arms
+                if self.store is not None:
+                    self.store.failed(error)
+            state_seconds = clock() - t0
+        shared = (clock() - started - state_seconds) / max(len(steps), 1)
+        per_op = state_seconds / len(flat) if flat else 0.0
 
-    def end_session(self, user: int) -> dict[str, str]:
-        arms = self.experiments.assign(user)
-        recommender = self.recommenders[arms[self.experiments.route]]
-        if not recommender.uses_store:
-            recommender.on_session_end(user)
-        elif self.store.available():
-            # A cursor left behind while Redis fails expires after CURSOR_TTL.
-            try:
-                recommender.on_session_end(user)
-                self.store.succeeded()
-            except redis.RedisError as error:
-                self._redis_failed(error)
-        return arms
-
-    def log_event(
-        self,
-        message: str,
-        start: float,
-        user: int,
-        track: int,
-        played: float,
-        recommendation: int | None,
-        arms: dict[str, str],
-        fallback: bool,
-    ) -> None:
-        self.events.write(
-            {
-                "message": message,
-                "timestamp": int(time.time() * 1000),
-                "user": user,
-                "track": track,
-                "time": played,
-                "latency": time.perf_counter() - start,
-                "recommendation": recommendation,
-                "experiments": arms,
-                "replica": self.replica,
-                "fallback": fallback,
-            }
-        )
-
-    def _redis_failed(self, error: Exception) -> None:
-        if self.store.available():  # log once per outage window, not once per request
-            log.warning("Redis failed (%s): answering from %s", error, self.fallback.name)
-        self.store.failed()
+        outcomes = []
+        offset = 0
+        rng = self.ctx.rng
+        for i, (step, recommender, ops) in enumerate(zip(steps, routed, step_ops, strict=True)):
+            t0 = clock()
+            mine = None if results is None else results[offset : offset + len(ops)]
+            offset += len(ops)
+            if step.message == "last":
+                recommender.on_session_end(step.user)
+                answer: Recommendation | None = None
+            else:
+                rng.serve(step)
+                try:
+                    if ops and (mine is None or any(isinstance(r, Failed) for r in mine)):
+                        answer = Recommendation(self.fallback.recommend(step).track, True)
+                    else:
+                        answer = recommender.recommend(step, mine or ())
+                finally:
+                    rng.serve(None)
+            latency = shared + per_op * len(ops) + (clock() - t0) + (spent[i] if spent else 0.0)
+            outcomes.append(
+                Outcome(
+                    None if answer is None else int(answer.track),
+                    False if answer is None else bool(answer.fallback),
+                    arms[i],
+                    latency,
+                )
+            )
+        return outcomes
 
     # -- readiness and what the service owns -----------------------------------------------------
     def refill(self) -> bool:
         """Write the catalog fingerprint if Redis lost it. True when something was written."""
-        if not self.catalog_fingerprint or self.store.client.exists(self.store.catalog_key):
+        store = self.store
+        if store is None or not self.catalog_fingerprint or store.client.exists(store.catalog_key):
             return False
-        self.store.write_catalog_fingerprint(self.catalog_fingerprint)
+        store.write_catalog_fingerprint(self.catalog_fingerprint)
         return True
 
     def _on_redis_recovery(self) -> None:
-        for lists in self.lists.values():
-            lists.forget()  # the pointer may have changed (or vanished) while Redis was away
+        if isinstance(self.state, RedisState):
+            self.state.forget_versions()  # a pointer may have changed (or vanished) meanwhile
         if self.refill():
             log.warning("Redis came back without the catalog fingerprint: refilled")
 
     def readiness(self) -> dict[str, Any]:
         reasons: list[str] = []
         report: dict[str, Any] = {"replica": self.replica, "lists": {}}
+        store = self.store
+        if store is None or not isinstance(self.state, RedisState):
+            report.update(ready=True, reasons=[])
+            return report
         try:
-            self.store.client.ping()
+            store.client.ping()
             report["refilled"] = self.refill()
-            stored = self.store.read_catalog_fingerprint()
+            stored = store.read_catalog_fingerprint()
             ours = {k: str(v) for k, v in self.catalog_fingerprint.items()}
             if ours and stored != ours:
-                reasons.append(f"Redis holds another catalog ({stored}) than this replica ({ours})")
-            for name, lists in self.lists.items():
-                version = super(CachedTopLists, lists).active_version()  # uncached
+                reasons.append("Redis holds another catalog than this replica")
+            for name in sorted(self.list_sets()):
+                lists = self.state.list_set(name)
+                version = lists.live_version()
                 users = int(lists.versions().get(version, {}).get("users", 0)) if version else 0
                 report["lists"][name] = {"active": version, "users": users}
                 if version is None:
                     reasons.append(f"list set {name!r} has no active version")
                 elif users == 0:
                     reasons.append(f"list set {name!r} version {version} has no users")
-            self.store.succeeded()
+            store.succeeded()
         except redis.RedisError as error:
-            self.store.failed()
-            reasons.append(f"Redis unavailable: {error}")
+            store.failed(error)
+            reasons.append(f"Redis unavailable ({type(error).__name__})")
         report["ready"] = not reasons
         report["reasons"] = reasons
         return report

@@ -26,15 +26,18 @@ DEFAULTS: dict[str, Any] = {
     "REPLICA": socket.gethostname(),  # written into every event
     "LOG_MAX_BYTES": 64 * 2**20,  # rotate an events file past this size
     "MAX_BODY_BYTES": 4096,  # a /next body is ~30 bytes; anything bigger is abuse
+    "MAX_BATCH_STEPS": 1024,  # steps in one POST /batch/<shard>
+    "MAX_BATCH_BYTES": 128 * 1024,  # a batch step is ~70 bytes: 1,024 of them fit with room
     "MAX_USER": 2**32 - 1,  # user ids are 0..MAX_USER (murmur3 hashes str(user))
     "REDIS_SOCKET_TIMEOUT": 0.25,  # seconds; a slow Redis must not stall a worker
     "REDIS_CONNECT_TIMEOUT": 0.1,
     "REDIS_RETRY_AFTER": 0.5,  # after a Redis error, serve the fallback this long before retrying
     "KEY_PREFIX": "botify",
     "CURSOR_TTL": 24 * 3600,  # a session never closed by /last forgets its cursor after this
+    "SESSION_LENGTH": 50,  # tracks of the live session kept per user (newest)
+    "SESSION_TTL": 3600,  # a live session never closed by /last is forgotten after this
     "POINTER_CACHE_SECONDS": 1.0,  # how long a replica may use a cached active-list version
     "FALLBACK": "sticky_artist",  # catalog-only recommender used while Redis fails
-    "SEED": None,  # seed of the per-worker random generator (None: fresh entropy)
 }
 
 # Keys whose value must stay a string even when the environment spells a number (`BOTIFY_REPLICA=1`

@@ -237,6 +237,11 @@ class LocalStack:
         return [child.proc.pid if child.proc else None for child in self._replicas]
 
     @property
+    def nginx_pid(self) -> int | None:
+        """nginx's master pid (its process group holds the workers), None without nginx."""
+        return self._nginx.proc.pid if self._nginx and self._nginx.proc else None
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}" if self.nginx_binary else self.replica_urls[0]
 

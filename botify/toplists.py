@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import redis
@@ -126,3 +127,36 @@ class TopLists:
             self.client.delete(*keys[i : i + 5000])
         self.client.hdel(self.versions_key, version)
         return len(keys)
+
+
+class ListFileError(ValueError):
+    """A list file that must not be served or deployed."""
+
+
+def read_list_file(path) -> list[tuple[int, list[int]]]:
+    """Parse and check a whole DESIGN.md list file (JSON lines `{"user": int, "tracks": [...]}`):
+    users are ints >= 0 and listed once, tracks ints in [0, 2**32). Raises ListFileError."""
+    import json
+
+    lists: list[tuple[int, list[int]]] = []
+    seen: set[int] = set()
+    with Path(path).open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                user, tracks = row["user"], row["tracks"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ListFileError(f"{path}:{n}: not a {{'user', 'tracks'}} JSON object") from exc
+            ok_user = isinstance(user, int) and not isinstance(user, bool) and user >= 0
+            ok_tracks = isinstance(tracks, list) and all(
+                isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**32 for t in tracks
+            )
+            if not (ok_user and ok_tracks):
+                raise ListFileError(f"{path}:{n}: user must be an int >= 0, tracks a list of ints")
+            if user in seen:
+                raise ListFileError(f"{path}:{n}: user {user} listed twice")
+            seen.add(user)
+            lists.append((user, tracks))
+    return lists

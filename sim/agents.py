@@ -1,20 +1,17 @@
-"""Agents that pick the next track for a `RecEnv` session, one step at a time.
+"""Agents that pick the next track for a `RecEnv` session, one step at a time (the gymnasium way;
+`sim.run` steps many sessions at once through `sim.batch` instead, and uses these only for the
+console agent).
 
 Protocol (the course's run loop): after `reset` the agent is asked with the first track and
 reward 1.0, then with each heard track and its time; when the session is over it is told once
 more through `end_session` (the remote agent sends `/last` then).
 
-Exceptions: `RemoteError` (base) <- `RemoteRequestError` (the service answered 4xx: our request
-was wrong, not retried) and `RemoteUnavailable` (connection failures or 5xx after the retries).
+Remote errors are `sim.transport`'s: `RemoteError` <- `RemoteRequestError`, `RemoteUnavailable`.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
-import time
-import urllib.parse
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -22,9 +19,17 @@ import requests
 
 from sim.env import RecEnv
 from sim.oracle import OracleSession
+from sim.transport import (
+    SEED_HEADER,
+    HttpClient,
+    RemoteError,
+    RemoteRequestError,
+    RemoteUnavailable,
+)
 
-AGENTS = ("remote", "dummy", "console", "oracle", "random", "sticky_artist", "toppop")
-BASELINES = ("random", "sticky_artist", "toppop")  # the service's own classes, in-process
+__all__ = ["RemoteError", "RemoteRequestError", "RemoteUnavailable"]
+
+AGENTS = ("remote", "dummy", "console", "oracle")
 
 
 class Agent(ABC):  # noqa: B024
@@ -44,32 +49,13 @@ class Agent(ABC):  # noqa: B024
         self.close()
 
 
-class RemoteError(RuntimeError):
-    pass
-
-
-class RemoteRequestError(RemoteError):
-    """The service rejected the request (4xx)."""
-
-
-class RemoteUnavailable(RemoteError):
-    """The service could not be reached or kept failing (connection errors, 5xx)."""
-
-
 class RemoteAgent(Agent):
-    """The Botify service over HTTP: `POST /next/<user>` per step, `POST /last/<user>` at the end.
-
-    One keep-alive connection through `http.client` (a fraction of the CPU `requests` spends per
-    call, so the client is not the loop's bottleneck; bench/bench_remote_client.py). Connection
-    errors and 502/503/504 are retried up to `retries` times with exponential backoff, on a fresh
-    connection; any other non-200 answer raises at once.
+    """The Botify service over HTTP, one step at a time: `POST /next/<user>` per step,
+    `POST /last/<user>` at the end (`sim.transport.HttpClient`: keep-alive, retries).
 
     With `seed`, every `/next` carries `X-Botify-Seed` drawn from the agent's own generator, so the
     service's random choices are replayed exactly by a run with the same seed.
     """
-
-    RETRY_STATUS = frozenset({502, 503, 504})
-    SEED_HEADER = "X-Botify-Seed"
 
     def __init__(
         self,
@@ -79,93 +65,28 @@ class RemoteAgent(Agent):
         backoff: float = 0.1,
         seed: int | None = None,
     ):
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        self.url = url.rstrip("/")
-        self.prefix = parts.path.rstrip("/")
-        self.connection_class = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        self.host, self.port = parts.hostname, parts.port
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.client = HttpClient(url, timeout=timeout, retries=retries, backoff=backoff)
         self.seeds = None if seed is None else np.random.default_rng(seed)
-        self.connection: http.client.HTTPConnection | None = None
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self.connection is None:
-            self.connection = self.connection_class(self.host, self.port, timeout=self.timeout)
-            self.connection.connect()
-            # Small request, small answer: send at once (no Nagle wait for the ACK).
-            self.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self.connection
-
-    def _drop_connection(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-
-    def post(self, path: str, body: dict, headers: dict | None = None) -> dict:
-        url = f"{self.url}/{path}"
-        payload = json.dumps(body).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            **(headers or {}),
-        }
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            try:
-                connection = self._connect()
-                connection.request("POST", f"{self.prefix}/{path}", payload, headers)
-                response = connection.getresponse()
-                status, raw = response.status, response.read()
-                if response.will_close:
-                    self._drop_connection()
-            except (OSError, http.client.HTTPException) as e:
-                self._drop_connection()
-                if last:
-                    raise RemoteUnavailable(
-                        f"POST {url}: no connection after {self.retries + 1} attempts ({e})"
-                    ) from e
-            else:
-                if status == 200:
-                    return json.loads(raw)
-                if status not in self.RETRY_STATUS or last:
-                    error = RemoteRequestError if status < 500 else RemoteError
-                    raise error(f"POST {url} {body} -> HTTP {status}: {_message(raw)}")
-            time.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+    def _post(self, path: str, observation: dict, reward: float, headers=None) -> dict:
+        body = {"track": int(observation["track"]), "time": float(reward)}
+        return json.loads(self.client.post(path, json.dumps(body).encode(), headers))
 
     def recommend(self, observation: dict, reward: float) -> int:
         headers = None
         if self.seeds is not None:
-            headers = {self.SEED_HEADER: str(int(self.seeds.integers(2**63)))}
-        answer = self.post(
-            f"next/{int(observation['user'])}",
-            {"track": int(observation["track"]), "time": float(reward)},
-            headers,
-        )
+            headers = {SEED_HEADER: str(int(self.seeds.integers(2**63)))}
+        answer = self._post(f"next/{int(observation['user'])}", observation, reward, headers)
         track = answer.get("track")
         if not isinstance(track, int):
             raise RemoteError(f"/next answered without an integer track: {answer}")
         return track
 
     def end_session(self, observation: dict, reward: float) -> None:
-        self.post(
-            f"last/{int(observation['user'])}",
-            {"track": int(observation["track"]), "time": float(reward)},
-        )
+        self._post(f"last/{int(observation['user'])}", observation, reward)
 
     def close(self) -> None:
-        self._drop_connection()
-
-
-def _message(raw: bytes) -> str:
-    try:
-        return str(json.loads(raw).get("message", raw[:200].decode(errors="replace")))
-    except (ValueError, AttributeError):
-        return raw[:200].decode(errors="replace")
+        self.client.close()
 
 
 class DummyAgent(Agent):
@@ -233,36 +154,7 @@ class OracleAgent(Agent):
         self.session = None
 
 
-class BaselineAgent(Agent):
-    """A service recommender class (`botify.recommenders`) run in-process, on the env's generator."""
-
-    def __init__(self, name: str, env: RecEnv, catalog, **params):
-        from botify import recommenders
-
-        self.env = env
-        self.ctx = recommenders.Context(catalog=catalog, rng=env.np_random)
-        self.recommender = recommenders.build(name, self.ctx, **params)
-
-    def recommend(self, observation: dict, reward: float) -> int:
-        self.ctx.rng = self.env.np_random  # reset(seed=...) replaces the env's generator
-        return self.recommender.recommend_next(
-            int(observation["user"]), int(observation["track"]), float(reward)
-        )
-
-    def end_session(self, observation: dict, reward: float) -> None:
-        self.recommender.on_session_end(int(observation["user"]))
-
-
-def catalog_of(world):
-    """The service's Catalog built from a world's tracks (what the service loads from tracks.json)."""
-    from botify.catalog import Catalog
-
-    return Catalog.from_records(world.track_records())
-
-
-def make_agent(
-    name: str, env: RecEnv, world=None, url: str = "", seed: int | None = None, **remote
-) -> Agent:
+def make_agent(name: str, env: RecEnv, url: str = "", seed: int | None = None, **remote) -> Agent:
     """`seed` seeds what the agent draws on its own (the remote agent's per-request seeds)."""
     if name == "remote":
         return RemoteAgent(url, seed=seed, **remote)
@@ -272,10 +164,6 @@ def make_agent(
         return DummyAgent(env)
     if name == "oracle":
         return OracleAgent(env)
-    if name in BASELINES:
-        if world is None:
-            raise ValueError(f"agent {name!r} needs the world's tracks")
-        return BaselineAgent(name, env, catalog_of(world))
     raise ValueError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
 
 

@@ -19,12 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.batch import BatchSimulator, OraclePolicy, RecommenderPolicy, SessionResults
+from sim.batch import BatchSimulator, OraclePolicy, SessionResults, run_key
 from sim.config import load_config
+from sim.transport import InProcess, ServicePolicy
 from sim.user_model import Population
 from sim.world import World
 
-AGENTS = ("random", "sticky_artist", "toppop", "oracle")
+
+def agent_names() -> list[str]:
+    """Every catalog-only recommender the service registers (in-process, no lists needed), then
+    the oracle: new recommenders join the calibration by registering."""
+    from botify import recommenders
+
+    names = [n for n in recommenders.names() if not recommenders.get(n).uses_state]
+    return [*names, "oracle"]
+
+
 # (agent, metric, low %, high %): the course's targets for effects against Random.
 BANDS = (
     ("sticky_artist", "time", 30.0, 60.0),
@@ -53,21 +63,19 @@ def run_agents(
     population: Population,
     sessions: int,
     seed: int,
-    agents=AGENTS,
+    agents=None,
     oracle_sessions: int | None = None,
 ) -> dict[str, SessionResults]:
-    from sim.agents import catalog_of
-
-    catalog = catalog_of(world)
-    streams = np.random.SeedSequence(seed).spawn(len(AGENTS))
+    """Each agent on the same sessions (same users, first tracks and listener draws: the run's
+    key is the seed's, not the agent's), so differences between agents are the agents'."""
     results = {}
-    for name, stream in zip(AGENTS, streams, strict=True):
-        if name not in agents:
-            continue
-        policy = OraclePolicy() if name == "oracle" else RecommenderPolicy(name, catalog)
-        sim = BatchSimulator(population, np.random.default_rng(stream))
+    for name in agents or agent_names():
+        if name == "oracle":
+            policy = OraclePolicy()
+        else:
+            policy = ServicePolicy(InProcess.build(world.catalog, name))
         n = oracle_sessions if name == "oracle" and oracle_sessions else sessions
-        results[name] = sim.run(policy, n)
+        results[name] = BatchSimulator(population, run_key(seed)).run(policy, n)
     return results
 
 
@@ -123,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = config.seed if args.seed is None else args.seed
     started = time.perf_counter()
     population = Population(world, config.user_model)
-    agents = [a for a in AGENTS if not (args.no_oracle and a == "oracle")]
+    agents = [a for a in agent_names() if not (args.no_oracle and a == "oracle")]
     results = run_agents(world, population, args.sessions, seed, agents, args.oracle_sessions)
     table, ok = report(results)
     print(

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from sim.user_model import Population
+from sim.user_model import Population, exact_scores
 
 
 def _sigmoid(x: float) -> float:
@@ -49,7 +49,7 @@ class OracleSession:
         entry = self.heard.get(artist)
         if entry is None:
             tracks = pop.artist_tracks[pop.artist_offsets[artist] : pop.artist_offsets[artist + 1]]
-            scores = (pop.embeddings[tracks] @ pop.embeddings[self.anchor]).astype(np.float64)
+            scores = exact_scores(pop.index.exact, tracks, self.anchor)
             order = np.lexsort((tracks, -scores))
             entry = self.heard[artist] = [0, tracks[order].tolist(), scores[order].tolist(), 0]
         entry[0] += 1

@@ -1,16 +1,24 @@
 """Run simulated listeners against a recommender (the seed's command line).
 
     python -m sim.run [--episodes N] [--config config/env.yml] [--world DIR] [--url URL]
-                      [--days D] [--summary-json FILE]
-                      single --recommender remote|dummy|console|oracle|random|sticky_artist|toppop
-                             [--seed S]
-    python -m sim.run ... multi --processes P [--recommender ...] [--seed S]
+                      [--days D] [--summary-json FILE] [--batch-size B]
+                      single --recommender AGENT [--seed S] [--transport batch|request]
+                             [--lists NAME=recs.jsonl]
+    python -m sim.run ... multi --processes P [--recommender AGENT] [--seed S] ...
 
-One episode is one session of a user the env draws. `single` runs `--episodes` sessions per
-day in this process; `multi` runs `--episodes` sessions per day in each of P processes, each
-on its own stream derived from the seed (numpy SeedSequence.spawn), so no two processes replay
-the same sessions and the same seed replays the same run. Without `--days`, an interactive
-terminal is asked after each day whether to go on (single mode); otherwise one day runs.
+AGENT: `remote` (the Botify service at --url), `oracle` (knows the hidden session: the ceiling),
+`dummy` (uniformly random tracks), `console` (you type the tracks; single mode), or any
+recommender the service registers (`random`, `sticky_artist`, `toppop`, the list arms with
+`--lists core=recs.jsonl`, ...), run in-process by the service's own classes.
+
+One episode is one session. `single` runs `--episodes` sessions per day in this process; `multi`
+runs `--episodes` sessions per day in each of P processes; process i simulates only the users
+u with u % P == i, so a user's requests come from one process in one order. Sessions are
+stepped side by side (`--batch-size` live at once, sim.batch), and every session is a pure
+function of (seed, process, day, its index): the same seed replays the same run, and the remote
+transports (`--transport batch`, the default: one POST /batch/<shard> per shard per round;
+`request`: one POST /next or /last per step) send exactly the same steps. Without `--days`, an
+interactive terminal is asked after each day whether to go on (single mode); otherwise one day.
 The summary per day (sessions, mean and standard error of session time and of tracks per
 session) goes to stdout and, with `--summary-json`, to a JSON file.
 """
@@ -20,19 +28,29 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from sim.agents import AGENTS, RemoteError, make_agent, run_episode
+from sim.batch import BatchSimulator, OraclePolicy, RandomPolicy, SessionResults, run_key
 from sim.config import SimConfig, load_config
-from sim.env import RecEnv
+from sim.transport import InProcess, RemoteError, ServicePolicy, http_transport
 from sim.user_model import Population
+
+SPECIAL_AGENTS = ("remote", "oracle", "dummy", "console")
+
+
+def agent_names() -> list[str]:
+    """Every agent sim.run knows: the special ones plus every registered recommender."""
+    from botify import recommenders
+
+    return [*SPECIAL_AGENTS, *recommenders.names()]
 
 
 @dataclass(frozen=True)
@@ -42,57 +60,108 @@ class Job:
     episodes: int
     days: int | None  # None: ask after each day
     seed: int
-    process: int = 0  # index of this process in a multi run (tqdm row)
+    process: int = 0  # index of this process in a multi run (progress bar row)
     processes: int = 1  # processes in the run: process i simulates the users u with u % P == i
+    transport: str = "batch"
+    batch_size: int = 2048
+    lists: dict[str, str] = field(default_factory=dict)
+
+
+def make_policy(job: Job, population: Population, world):
+    name = job.recommender
+    if name == "remote":
+        remote = job.config.remote
+        transport = http_transport(
+            remote.url, job.transport, remote.timeout, remote.retries, remote.backoff
+        )
+        return ServicePolicy(transport)
+    if name == "oracle":
+        return OraclePolicy()
+    if name == "dummy":
+        return RandomPolicy()
+    return ServicePolicy(InProcess.build(world.catalog, name, lists=job.lists))
+
+
+# Built (and its neighbour index warmed) once in the parent of a multi run; forked children
+# share it copy-on-write instead of each searching the same neighbours again.
+_SHARED: dict[Path, tuple] = {}
+
+
+def shared_population(config: SimConfig):
+    """(world, population) for the config, built once per process tree."""
+    key = Path(config.world_dir).resolve()
+    if key not in _SHARED:
+        world = config.load_world()
+        _SHARED[key] = (world, Population(world, config.user_model))
+    return _SHARED[key]
 
 
 def simulate(job: Job) -> list[tuple[int, int, float, int]]:
-    """Runs the job's days; returns (day, user, session time, tracks) per session."""
-    world = job.config.load_world()
-    env = RecEnv(Population(world, job.config.user_model))
-    remote = job.config.remote
-    sessions = []
-    seed: int | None = job.seed
-    # In a multi run each process owns a disjoint share of the users, so one user's sessions never
-    # run concurrently in two processes: their requests reach the service in one order (cursors,
-    # session boundaries in the log) and a rerun replays them exactly.
-    own_users = np.arange(job.process, env.population.n_users, job.processes)
-    pick_user = np.random.default_rng([job.seed, job.process])
-    with make_agent(
-        job.recommender,
-        env,
-        world,
-        seed=job.seed,
-        url=remote.url,
-        timeout=remote.timeout,
-        retries=remote.retries,
-        backoff=remote.backoff,
-    ) as agent:
-        day = 1
+    """Runs the job's days; returns (day, user, session time, tracks) per session, in order."""
+    world, population = shared_population(job.config)
+    users = np.arange(job.process, population.n_users, job.processes)
+    policy = make_policy(job, population, world)
+    sessions: list[tuple[int, int, float, int]] = []
+    day = 1
+    try:
         while True:
             bar = tqdm(
                 total=job.episodes,
-                desc=f"day {day}" + (f" p{job.process}" if job.process else ""),
+                desc=f"day {day}" + (f" p{job.process}" if job.processes > 1 else ""),
+                unit="session",
                 position=job.process,
                 file=sys.stderr,
                 leave=job.process == 0,
                 mininterval=0.5,
             )
             with bar:
-                for _ in range(job.episodes):
-                    user = None
-                    if job.processes > 1:
-                        user = int(own_users[pick_user.integers(len(own_users))])
-                    total, tracks = run_episode(env, agent, seed, user=user)
-                    seed = None  # seeded once; the env's stream carries on
-                    sessions.append((day, env.user, total, tracks))
-                    bar.update(1)
+                sim = BatchSimulator(
+                    population,
+                    run_key(job.seed, job.process, day),
+                    batch_size=job.batch_size,
+                    users=users,
+                    progress=bar.update,
+                )
+                result = sim.run(policy, job.episodes).in_order()
+            sessions += _rows(day, result)
             if job.days is not None and day >= job.days:
                 break
             if job.days is None and not _ask_next_day(day):
                 break
             day += 1
+    finally:
+        if hasattr(policy, "close"):
+            policy.close()
     return sessions
+
+
+def _rows(day: int, result: SessionResults) -> list[tuple[int, int, float, int]]:
+    return [
+        (day, int(u), float(t), int(n))
+        for u, t, n in zip(result.user, result.time, result.tracks, strict=True)
+    ]
+
+
+def simulate_console(job: Job) -> list[tuple[int, int, float, int]]:
+    """A person picks the tracks (RecEnv, one step at a time)."""
+    from sim.agents import ConsoleAgent, run_episode
+    from sim.env import RecEnv
+
+    world = job.config.load_world()
+    env = RecEnv(Population(world, job.config.user_model))
+    sessions = []
+    with ConsoleAgent(job.config.remote.url) as agent:
+        day, seed = 1, job.seed
+        while True:
+            for _ in range(job.episodes):
+                total, tracks = run_episode(env, agent, seed)
+                seed = None
+                sessions.append((day, env.user, total, tracks))
+            if (job.days is not None and day >= job.days) or (
+                job.days is None and not _ask_next_day(day)
+            ):
+                return sessions
+            day += 1
 
 
 def _ask_next_day(day: int) -> bool:
@@ -102,12 +171,6 @@ def _ask_next_day(day: int) -> bool:
         answer = input(f"End of day {day}. Start a new day? (y/n) ").strip().lower()
         if answer in ("y", "n"):
             return answer == "y"
-
-
-def process_seeds(seed: int, processes: int) -> list[int]:
-    """Distinct, reproducible env seeds for the processes of a multi run."""
-    children = np.random.SeedSequence(seed).spawn(processes)
-    return [int(c.generate_state(1, dtype=np.uint64)[0]) for c in children]
 
 
 def _sem(x: np.ndarray) -> float:
@@ -120,11 +183,10 @@ def summarise(sessions: list[tuple[int, int, float, int]]) -> list[dict]:
     for day in days:
         times = np.array([s[2] for s in sessions if s[0] == day], dtype=np.float64)
         tracks = np.array([s[3] for s in sessions if s[0] == day], dtype=np.float64)
-        n = len(times)
         out.append(
             {
                 "day": day,
-                "sessions": n,
+                "sessions": len(times),
                 "time_mean": float(times.mean()),
                 "time_sem": _sem(times),
                 "tracks_mean": float(tracks.mean()),
@@ -153,6 +215,13 @@ def markdown(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _lists_arg(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError("expected NAME=PATH, e.g. core=recs.jsonl")
+    return name, path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sim.run", description=__doc__.split("\n")[0])
     parser.add_argument("--episodes", type=int, default=100, help="sessions per day (per process)")
@@ -165,22 +234,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--days", type=int, default=None, help="days to run without asking")
     parser.add_argument("--summary-json", type=Path, default=None)
+    parser.add_argument(
+        "--batch-size", type=int, default=2048, help="sessions live at once per process"
+    )
     modes = parser.add_subparsers(dest="mode", required=True)
-    single = modes.add_parser("single", help="one process")
-    single.add_argument("--recommender", choices=AGENTS, required=True)
-    single.add_argument("--seed", type=int, default=None, help="default: the config's seed")
-    multi = modes.add_parser("multi", help="several processes, one stream each")
-    multi.add_argument("--processes", type=int, default=2)
-    multi.add_argument("--recommender", choices=AGENTS, default="remote")
-    multi.add_argument("--seed", type=int, default=None, help="default: the config's seed")
+    agents = agent_names()
+    for mode, help_ in (("single", "one process"), ("multi", "several processes")):
+        sub = modes.add_parser(mode, help=help_)
+        if mode == "multi":
+            sub.add_argument("--processes", type=int, default=2)
+        sub.add_argument(
+            "--recommender",
+            choices=agents,
+            required=mode == "single",
+            default="remote",
+            metavar="AGENT",
+            help=f"one of: {', '.join(agents)}",
+        )
+        sub.add_argument("--seed", type=int, default=None, help="default: the config's seed")
+        sub.add_argument(
+            "--transport",
+            choices=("batch", "request"),
+            default="batch",
+            help="remote: one call per shard and round (batch) or per step (request)",
+        )
+        sub.add_argument(
+            "--lists",
+            type=_lists_arg,
+            action="append",
+            default=[],
+            metavar="NAME=PATH",
+            help="in-process list arms: a list file per list set (repeatable)",
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.episodes < 1 or (args.days is not None and args.days < 1):
-        parser.error("--episodes and --days must be positive")
+    if args.episodes < 1 or (args.days is not None and args.days < 1) or args.batch_size < 1:
+        parser.error("--episodes, --days and --batch-size must be positive")
+    processes = getattr(args, "processes", 1)
+    if processes < 1:
+        parser.error("--processes must be positive")
+    if args.recommender == "console" and args.mode != "single":
+        parser.error("the console agent needs single mode")
     config = load_config(args.config)
     if args.world is not None:
         config.world_dir = args.world
@@ -188,38 +286,45 @@ def main(argv: list[str] | None = None) -> int:
         config.remote.url = args.url
     seed = config.seed if args.seed is None else args.seed
     config.load_world()  # generate it once here, not in every process
+    days = args.days if args.mode == "single" else (args.days or 1)
+    jobs = [
+        Job(config, args.recommender, args.episodes, days, seed, i, processes,
+            args.transport, args.batch_size, dict(args.lists))
+        for i in range(processes)
+    ]  # fmt: skip
     started = time.perf_counter()
     try:
-        if args.mode == "single":
-            job = Job(config, args.recommender, args.episodes, args.days, seed)
-            sessions = simulate(job)
+        if args.recommender == "console":
+            sessions = simulate_console(jobs[0])
+        elif processes == 1:
+            sessions = simulate(jobs[0])
         else:
-            if args.processes < 1:
-                parser.error("--processes must be positive")
-            if args.recommender == "console":
-                parser.error("the console agent needs single mode")
-            days = args.days or 1
-            jobs = [
-                Job(config, args.recommender, args.episodes, days, s, i, args.processes)
-                for i, s in enumerate(process_seeds(seed, args.processes))
-            ]
-            with ProcessPoolExecutor(args.processes) as pool:
+            _, population = shared_population(config)
+            population.index.warm(population.interests)  # every session's anchor is an interest
+            fork = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(processes, mp_context=fork) as pool:
                 sessions = [s for part in pool.map(simulate, jobs) for s in part]
     except RemoteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - started
     summary = summarise(sessions)
-    print(f"## {args.recommender}: {len(sessions)} sessions in {elapsed:.1f} s (seed {seed})\n")
+    steps = sum(s[3] for s in sessions)
+    print(
+        f"## {args.recommender}: {len(sessions)} sessions, {steps} steps in {elapsed:.1f} s "
+        f"({steps / elapsed:,.0f} steps/s; seed {seed})\n"
+    )
     print(markdown(summary))
     if args.summary_json:
         args.summary_json.parent.mkdir(parents=True, exist_ok=True)
         report = {
             "recommender": args.recommender,
             "mode": args.mode,
-            "processes": getattr(args, "processes", 1),
+            "transport": args.transport if args.recommender == "remote" else "in-process",
+            "processes": processes,
             "episodes": args.episodes,
             "seed": seed,
+            "steps": steps,
             "elapsed_s": round(elapsed, 3),
             "sessions_sha256": sessions_digest(sessions),
             "days": summary,

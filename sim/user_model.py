@@ -44,14 +44,12 @@ class Population:
         self.params = params = params or UserModelParams()
         users = world.users
         self.embeddings = world.embeddings
-        self.artist_of = world.artist_ids()
-        self.n_artists = int(self.artist_of.max()) + 1 if len(self.artist_of) else 0
+        catalog = world.catalog  # artist ids and tracks by artist (CSR), as the service has them
+        self.artist_of = catalog.artist_of
+        self.n_artists = len(catalog.artist_names)
         self.n_tracks, self.n_users = world.n_tracks, world.n_users
-        # tracks grouped by artist (CSR), for the oracle
-        self.artist_tracks = np.argsort(self.artist_of, kind="stable").astype(np.int64)
-        self.artist_offsets = np.concatenate(
-            [[0], np.cumsum(np.bincount(self.artist_of, minlength=self.n_artists))]
-        )
+        self.artist_tracks = catalog.artist_tracks.astype(np.int64)
+        self.artist_offsets = catalog.artist_offsets
 
         def column(name, default, dtype):
             return np.array([u.get(name, default) for u in users], dtype=dtype)
@@ -78,50 +76,75 @@ class Population:
 class NeighbourIndex:
     """Exact top-k by inner product (the course used a flat faiss index), cached per query track.
 
-    Each query is one matrix-vector product over all tracks, computed the same way whoever asks,
-    so the Env and the batch path see identical lists. Order: score descending, then track id;
-    a query keeps its best `depth` tracks (the oracle's candidates), and the k nearest are
-    their prefix.
+    Scores are exact dot products in float64 (`exact_scores`: einsum, a fixed summation order), so
+    a query's list is the same whoever asks, alone or in a batch: a float32 matrix product only
+    proposes candidates (`_margin` more than needed, far beyond its rounding), which are then
+    scored exactly. Order: score descending, then track id; a query keeps its best `depth`
+    tracks (the oracle's candidates), and the k nearest are their prefix.
     """
+
+    _margin = 16
+    _chunk = 256
 
     def __init__(self, embeddings: np.ndarray, depth: int = 64):
         self.embeddings = embeddings
+        self.exact = embeddings.astype(np.float64)
         self.depth = max(1, min(depth, len(embeddings) - 1))
         self._top: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
 
     def scores(self, track: int) -> np.ndarray:
-        return self.embeddings @ self.embeddings[track]
+        """Every track's exact dot product with `track` (float64)."""
+        return exact_scores(self.exact, np.arange(len(self.exact)), int(track))
 
     def top(self, track: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(best `depth` tracks, their scores, the best score of all other tracks)."""
         found = self._top.get(int(track))
         if found is None:
-            found = self._top[int(track)] = self._search(int(track), self.depth)
+            self.warm([track])
+            found = self._top[int(track)]
         return found
 
     def nearest(self, track: int, k: int) -> np.ndarray:
         if k <= self.depth:
             return self.top(track)[0][:k]
-        return self._search(int(track), int(k))[0]
+        return self.search(int(track), int(k))[0]
 
     def warm(self, tracks) -> None:
-        for t in np.unique(np.asarray(tracks)):
-            self.top(int(t))
+        """Compute the top lists of every track not cached yet, a chunk of queries at a time."""
+        missing = [
+            t for t in np.unique(np.asarray(tracks, dtype=np.int64)).tolist() if t not in self._top
+        ]
+        for lo in range(0, len(missing), self._chunk):
+            chunk = missing[lo : lo + self._chunk]
+            for track, found in zip(chunk, self._search_many(chunk, self.depth), strict=True):
+                self._top[track] = found
 
     def search(self, track: int, k: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Like `top`, uncached, for any k (the oracle going deeper)."""
-        return self._search(int(track), int(k))
+        return self._search_many([int(track)], int(k))[0]
 
-    def _search(self, track: int, k: int) -> tuple[np.ndarray, np.ndarray, float]:
-        scores = self.scores(track)
-        n = len(scores)
+    def _search_many(self, tracks: list[int], k: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        n = len(self.embeddings)
         k = min(k, n)
-        top = np.argpartition(scores, n - k - 1)[n - k - 1 :] if k < n else np.arange(n)
-        best = scores[top].astype(np.float64)
-        order = np.lexsort((top, -best))
-        top, best = top[order], best[order]
-        rest = float(best[k]) if k < n else -np.inf
-        return top[:k].astype(np.int64), best[:k], rest
+        want = min(n, k + 1 + self._margin)  # k, the best of the rest, and a safety margin
+        rough = self.embeddings[tracks] @ self.embeddings.T  # float32: candidates only
+        if want < n:
+            candidates = np.argpartition(rough, n - want, axis=1)[:, n - want :]
+        else:
+            candidates = np.broadcast_to(np.arange(n), (len(tracks), n))
+        out = []
+        for track, cand in zip(tracks, candidates, strict=True):
+            best = exact_scores(self.exact, cand, track)
+            order = np.lexsort((cand, -best))
+            cand, best = cand[order], best[order]
+            rest = float(best[k]) if k < n else -np.inf
+            out.append((cand[:k].astype(np.int64), best[:k], rest))
+        return out
+
+
+def exact_scores(exact: np.ndarray, tracks: np.ndarray, query: int) -> np.ndarray:
+    """dot(track, query) in float64 with einsum's fixed order: the same bits in any batch."""
+    return np.einsum("ij,j->i", exact[tracks], exact[query])
 
 
 def session_scores(embeddings: np.ndarray, tracks: np.ndarray, anchors: np.ndarray) -> np.ndarray:

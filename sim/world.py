@@ -22,9 +22,12 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
+from botify.catalog import Catalog, read_tracks_json
 
 GENRES = (
     "rock", "pop", "jazz", "blues", "metal", "punk", "folk", "country", "electronic", "techno",
@@ -82,14 +85,14 @@ class World:
     def n_users(self) -> int:
         return len(self.users)
 
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The service's view of the tracks (artist ids, tracks by artist, top-pop)."""
+        return Catalog.from_records(self.track_records())
+
     def artist_ids(self) -> np.ndarray:
         """int32 artist id per track (ids in order of first appearance)."""
-        ids: dict[str, int] = {}
-        return np.fromiter(
-            (ids.setdefault(a, len(ids)) for a in self.artist_names),
-            dtype=np.int32,
-            count=self.n_tracks,
-        )
+        return self.catalog.artist_of
 
     def track_records(self):
         for i in range(self.n_tracks):
@@ -116,9 +119,7 @@ class World:
     @classmethod
     def load(cls, path: str | Path) -> World:
         path = Path(path)
-        tracks = sorted(_read_jsonl(path / "tracks.json"), key=lambda r: int(r["track"]))
-        if [int(r["track"]) for r in tracks] != list(range(len(tracks))):
-            raise ValueError(f"{path}/tracks.json: tracks must be numbered 0..N-1")
+        tracks = read_tracks_json(path / "tracks.json")
         embeddings = np.load(path / "tracks.npy", allow_pickle=False)
         if embeddings.ndim != 2 or len(embeddings) != len(tracks):
             raise ValueError(

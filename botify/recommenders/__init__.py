@@ -8,7 +8,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from botify.recommenders.base import REGISTRY, Context, Recommendation, Recommender, register
+from botify.recommenders.base import (
+    REGISTRY,
+    Context,
+    Recommendation,
+    Recommender,
+    StepRandom,
+    register,
+)
 
 
 def _load_all() -> None:
@@ -35,4 +42,13 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-__all__ = ["Context", "Recommendation", "Recommender", "register", "get", "build", "names"]
+__all__ = [
+    "Context",
+    "Recommendation",
+    "Recommender",
+    "StepRandom",
+    "register",
+    "get",
+    "build",
+    "names",
+]

@@ -1,34 +1,49 @@
-"""The recommender interface shared by the service and the simulator's in-process baselines.
+"""The recommender interface shared by the service and the simulator's in-process runs.
 
-A recommender answers "what next for `user`, who just heard `prev_track` for `prev_time`?".
-Everything it needs arrives through a `Context` (catalog, random generator, per-user state
-stores), so the same class runs inside a gunicorn worker (Redis-backed stores) and inside the
-simulator (in-memory stores) without a second implementation.
+A recommender answers "what next for this step?" (`botify.step.Step`: the user, the track just
+heard and how much of it). A catalog-only recommender implements `recommend_next`; one that needs
+per-user state (lists, cursors, the live session) names it as ops (`botify.state`) in `ops`, and
+gets their results in `recommend`. The service runs the ops of all steps of a request in one
+Redis round trip; the simulator runs the very same class against in-memory state. Everything else
+a recommender needs arrives through its `Context`.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import threading
+from abc import ABC
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, Protocol
-
-import numpy as np
+from typing import Any, ClassVar, NamedTuple
 
 from botify.catalog import Catalog
+from botify.state import Op
+from botify.step import Step
 
 
-class ListSource(Protocol):
-    """Per-user top-K lists (e.g. `botify.toplists.TopLists`). None when the user has none."""
+class StepRandom:
+    """`ctx.rng`: the numpy Generator of the step being served (seeded by the step's seed), so a
+    recommender that draws from `self.ctx.rng` gets replayable answers. Thread-safe: each serving
+    thread sees its own step."""
 
-    def get(self, user: int) -> np.ndarray | None: ...
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def serve(self, step: Step | None) -> None:
+        self._local.step = step
+
+    def __getattr__(self, name: str) -> Any:
+        step = getattr(self._local, "step", None)
+        if step is None:
+            raise RuntimeError("ctx.rng is only available while a step is being served")
+        return getattr(step.rng, name)
 
 
 @dataclass
 class Context:
     catalog: Catalog
-    rng: np.random.Generator = field(default_factory=np.random.default_rng)
-    lists: dict[str, ListSource] = field(default_factory=dict)  # list-set name -> source
-    cursors: Any = None  # per-user cursor store (Redis in the service, a dict in the simulator)
+    rng: StepRandom = field(default_factory=StepRandom)
+    models: Any = None  # online models by list set (botify.models.ModelStore), when served
 
 
 class Recommendation(NamedTuple):
@@ -36,24 +51,40 @@ class Recommendation(NamedTuple):
     fallback: bool = False  # True when the recommender had to answer without its own data
 
 
-class Recommender(ABC):
+class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend is overridden
     name: ClassVar[str]
-    uses_store: ClassVar[bool] = False  # reads Redis (lists, cursors): skipped while Redis fails
+    uses_state: ClassVar[bool] = False  # names ops: skipped for the fallback while Redis fails
 
     def __init__(self, ctx: Context, **params):
         self.ctx = ctx
         if params:
             raise TypeError(f"{self.name}: unknown parameters {sorted(params)}")
 
-    @abstractmethod
-    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int: ...
+    # -- what a catalog-only recommender implements ----------------------------------------------
+    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither recommend_next nor recommend"
+        )
 
-    def recommend(self, user: int, prev_track: int, prev_track_time: float) -> Recommendation:
-        """`recommend_next` plus whether it fell back (the service logs that)."""
-        return Recommendation(self.recommend_next(user, prev_track, prev_track_time))
+    # -- the general form (the service calls these) ----------------------------------------------
+    def ops(self, step: Step) -> Sequence[Op]:
+        """State to read or move for a /next step, run before `recommend` (one round trip)."""
+        return ()
+
+    def end_ops(self, step: Step) -> Sequence[Op]:
+        """State to clear when the session ends (/last)."""
+        return ()
+
+    def recommend(self, step: Step, results: Sequence[Any] = ()) -> Recommendation:
+        """The answer to a /next step; `results` are those of `ops(step)`, in order."""
+        return Recommendation(int(self.recommend_next(step.user, step.track, step.time)))
 
     def on_session_end(self, user: int) -> None:  # noqa: B027 - optional hook
-        """Called on /last; stateful recommenders forget the session here."""
+        """Called on /last (after `end_ops` ran); in-process state is forgotten here."""
+
+    def list_sets(self) -> set[str]:
+        """Names of the list sets this recommender serves from (readiness checks they are live)."""
+        return set()
 
 
 REGISTRY: dict[str, type[Recommender]] = {}

@@ -7,7 +7,7 @@ from botify.recommenders.sorted_indexed import SortedIndexed
 @register
 class CoolerIndexed(SortedIndexed):
     """SortedIndexed that goes back to the top after a skip deep in the list (the seed's
-    MyOwnCoolerIndexed): previous `time < skip_time` and previous position > `restart_past`."""
+    MyOwnCoolerIndexed): previous `time < skip_time` and previous position > `deep_position`."""
 
     name = "cooler_indexed"
 
@@ -23,5 +23,5 @@ class CoolerIndexed(SortedIndexed):
         self.skip_time = float(skip_time)
         self.deep_position = int(deep_position)
 
-    def restart_past(self, prev_track_time: float) -> int | None:
-        return self.deep_position if prev_track_time < self.skip_time else None
+    def restart_past(self, prev_track_time: float) -> int:
+        return self.deep_position if prev_track_time < self.skip_time else -1

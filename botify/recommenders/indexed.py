@@ -1,45 +1,44 @@
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+from typing import Any
 
 from botify.recommenders import base
 from botify.recommenders.base import Context, Recommendation, Recommender, register
+from botify.state import Failed, Op, PickInList
+from botify.step import Step
 
 
 class ListRecommender(Recommender):
     """Base of the recommenders that serve a user's top-K list (list set `lists`, e.g. `core`).
 
-    A user without a list (or with an empty one) gets the `fallback` recommender's answer, and
-    the Recommendation says so.
+    Subclasses name one op whose result is the track to serve, or None when the user has no list
+    (or an empty one): then the `fallback` recommender answers and the Recommendation says so.
     """
 
-    uses_store = True
+    uses_state = True
 
     def __init__(self, ctx: Context, lists: str = "core", fallback: str = "sticky_artist"):
         super().__init__(ctx)
-        if lists not in ctx.lists:
-            raise KeyError(f"{self.name}: list set {lists!r} is not in the context")
+        if ":" in lists or "{" in lists:
+            raise ValueError(f"{self.name}: bad list set name {lists!r}")
         if fallback not in base.REGISTRY:
             from botify.recommenders import get  # loads every module, then looks up
 
             get(fallback)
-        self.lists_name = lists
-        self.source = ctx.lists[lists]
+        self.lists = lists
         self.fallback = base.REGISTRY[fallback](ctx)
+        if self.fallback.uses_state:
+            raise ValueError(f"{self.name}: fallback {fallback!r} must not need per-user state")
 
-    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        return self.recommend(user, prev_track, prev_track_time).track
+    def list_sets(self) -> set[str]:
+        return {self.lists}
 
-    def recommend(self, user: int, prev_track: int, prev_track_time: float) -> Recommendation:
-        tracks = self.source.get(user)
-        if tracks is None or len(tracks) == 0:
-            return Recommendation(
-                self.fallback.recommend_next(user, prev_track, prev_track_time), True
-            )
-        return Recommendation(int(self.pick(user, tracks, prev_track_time)))
-
-    def pick(self, user: int, tracks: np.ndarray, prev_track_time: float) -> int:
-        raise NotImplementedError
+    def recommend(self, step: Step, results: Sequence[Any] = ()) -> Recommendation:
+        track = results[0] if results else None
+        if track is None or isinstance(track, Failed):
+            return Recommendation(self.fallback.recommend(step).track, True)
+        return Recommendation(int(track))
 
 
 @register
@@ -48,5 +47,5 @@ class Indexed(ListRecommender):
 
     name = "indexed"
 
-    def pick(self, user: int, tracks: np.ndarray, prev_track_time: float) -> int:
-        return tracks[self.ctx.rng.integers(len(tracks))]
+    def ops(self, step: Step) -> Sequence[Op]:
+        return (PickInList(self.lists, step.user, step.draw53()),)

@@ -1,4 +1,5 @@
-from botify.recommenders.base import Recommender, register
+from botify.recommenders.base import Recommendation, Recommender, register
+from botify.step import Step
 
 
 @register
@@ -7,5 +8,5 @@ class Random(Recommender):
 
     name = "random"
 
-    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        return int(self.ctx.rng.integers(len(self.ctx.catalog)))
+    def recommend(self, step: Step, results=()) -> Recommendation:
+        return Recommendation(step.randint(len(self.ctx.catalog)))

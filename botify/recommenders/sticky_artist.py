@@ -1,4 +1,5 @@
-from botify.recommenders.base import Recommender, register
+from botify.recommenders.base import Recommendation, Recommender, register
+from botify.step import Step
 
 
 @register
@@ -7,6 +8,6 @@ class StickyArtist(Recommender):
 
     name = "sticky_artist"
 
-    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        tracks = self.ctx.catalog.same_artist(prev_track)
-        return int(tracks[self.ctx.rng.integers(len(tracks))])
+    def recommend(self, step: Step, results=()) -> Recommendation:
+        tracks = self.ctx.catalog.same_artist(step.track)
+        return Recommendation(int(tracks[step.randint(len(tracks))]))

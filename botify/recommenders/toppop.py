@@ -1,4 +1,5 @@
-from botify.recommenders.base import Context, Recommender, register
+from botify.recommenders.base import Context, Recommendation, Recommender, register
+from botify.step import Step
 
 
 @register
@@ -11,5 +12,5 @@ class TopPop(Recommender):
         super().__init__(ctx)
         self.top = ctx.catalog.toppop[: max(1, int(k))]
 
-    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        return int(self.top[self.ctx.rng.integers(len(self.top))])
+    def recommend(self, step: Step, results=()) -> Recommendation:
+        return Recommendation(int(self.top[step.randint(len(self.top))]))

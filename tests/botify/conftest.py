@@ -55,7 +55,7 @@ def make_app(redis_url, tracks_json, tmp_path):
 
     def make(**config):
         base = service_config(redis_url, tracks_json, tmp_path / "log", "test-1")
-        app = create_app({**base, "SEED": 7, **config})
+        app = create_app({**base, **config})
         app.testing = True
         return app
 

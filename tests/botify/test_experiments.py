@@ -48,7 +48,6 @@ def test_seed_config_arms_in_bucket_order():
         ("T2", "cooler_indexed"),
         ("T3", "indexed"),
     ]
-    assert config.list_sets() == {"core"}
 
 
 def test_assignment_is_deterministic():

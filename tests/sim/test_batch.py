@@ -1,14 +1,16 @@
-"""The batch path against the Env (same listener), and the calibration's direction."""
+"""The batch engine: same listener as the Env, sessions that do not depend on the batch, the
+oracle's exactness, and the calibration's direction."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sim.agents import BaselineAgent, DummyAgent, OracleAgent, catalog_of, run_episode
-from sim.batch import BatchSimulator, OraclePolicy, RandomPolicy
-from sim.calibrate import effect, run_agents
+from sim.agents import DummyAgent, OracleAgent, run_episode
+from sim.batch import BatchSimulator, Draws, OraclePolicy, RandomPolicy, run_key
+from sim.calibrate import agent_names, effect, run_agents
 from sim.env import RecEnv
+from sim.transport import InProcess, ServicePolicy
 from sim.user_model import oracle_choice
 
 
@@ -29,24 +31,66 @@ def z_score(a, b):
 )
 def test_batch_matches_env_in_distribution(small_population, policy, agent, sessions):
     times, tracks = env_sessions(small_population, agent, sessions, seed=5)
-    batch = BatchSimulator(small_population, np.random.default_rng(5), batch_size=256)
-    result = batch.run(policy(), sessions)
+    result = BatchSimulator(small_population, run_key(5), batch_size=256).run(policy(), sessions)
     assert len(result.time) == sessions
     assert abs(z_score(result.time, times)) < 4
     assert abs(z_score(result.tracks.astype(float), tracks.astype(float))) < 4
 
 
+@pytest.mark.parametrize("policy", [RandomPolicy, OraclePolicy, "sticky_artist"])
+def test_a_session_does_not_depend_on_the_batch(small_population, small_world, policy):
+    """Session i is the same (user, time, tracks) with 1, 7 or 300 sessions live at once."""
+
+    def make():
+        if isinstance(policy, str):
+            return ServicePolicy(InProcess.build(small_world.catalog, policy))
+        return policy()
+
+    runs = [
+        BatchSimulator(small_population, run_key(3), batch_size=b).run(make(), 400).in_order()
+        for b in (1, 7, 300)
+    ]
+    for other in runs[1:]:
+        assert np.array_equal(runs[0].user, other.user)
+        assert np.array_equal(runs[0].time, other.time)
+        assert np.array_equal(runs[0].tracks, other.tracks)
+    assert np.array_equal(runs[0].index, np.arange(400))
+
+
+def test_a_user_never_has_two_live_sessions(small_population):
+    users = np.array([3, 4])  # two users, many rows: most sessions must wait for their user
+
+    class Watch:
+        def step(self, sim, act, end):
+            live = sim.user[act]
+            assert len(set(live.tolist())) == len(live)
+            assert not set(live.tolist()) & set(sim.user[end].tolist())
+            return sim.policy_integers(act, sim.pop.n_tracks)
+
+    result = BatchSimulator(small_population, run_key(1), 64, users=users).run(Watch(), 50)
+    assert len(result.user) == 50 and set(result.user.tolist()) == {3, 4}
+
+
+def test_draws_are_uniform_and_distinct_per_purpose():
+    keys = Draws(run_key(1)).session_keys(np.arange(20_000))
+    u = Draws.uniform(keys, 3, 4)
+    assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
+    ints = Draws.integers(keys, 0, 1, 10)
+    assert np.bincount(ints, minlength=10).min() > 1800
+    assert not np.array_equal(Draws.bits(keys, 0, 1), Draws.bits(keys, 0, 2))
+    assert not np.array_equal(Draws.bits(keys, 0, 1), Draws.bits(keys, 1, 1))
+
+
 def test_oracle_picks_equal_the_brute_force_argmax(small_population):
     """Every batch-oracle pick equals the argmax of expected time over all tracks."""
     pop = small_population
-    batch = BatchSimulator(pop, np.random.default_rng(9), batch_size=8)
     checked = 0
 
     class Checking(OraclePolicy):
-        def act(self, sim, live):
+        def step(self, sim, act, end):
             nonlocal checked
-            choice = super().act(sim, live)
-            for row, track in zip(live, choice, strict=True):
+            choice = super().step(sim, act, end)
+            for row, track in zip(act, choice, strict=True):
                 n = sim.length[row]
                 artists, plays = np.unique(sim.played_artist[row, :n], return_counts=True)
                 scores = pop.index.scores(sim.anchor[row]).astype(np.float64)
@@ -61,8 +105,14 @@ def test_oracle_picks_equal_the_brute_force_argmax(small_population):
                 checked += 1
             return choice
 
-    batch.run(Checking(), sessions=16)
+    BatchSimulator(pop, run_key(9), batch_size=8).run(Checking(), sessions=16)
     assert checked > 100
+
+
+def test_agents_derive_from_the_registry():
+    names = agent_names()
+    assert {"random", "sticky_artist", "toppop"} <= set(names) and names[-1] == "oracle"
+    assert "sorted_indexed" not in names  # list arms need lists: not calibrated in-process
 
 
 def test_sessions_reproducible_for_a_seed(small_population, small_world):
@@ -73,24 +123,17 @@ def test_sessions_reproducible_for_a_seed(small_population, small_world):
     same = [np.array_equal(runs[0][a].time, runs[1][a].time) for a in ("random", "sticky_artist")]
     assert all(same)
     assert not np.array_equal(runs[0]["random"].time, runs[2]["random"].time)
+    # every agent gets the same sessions: same users in the same order
+    assert np.array_equal(
+        runs[0]["random"].in_order().user, runs[0]["sticky_artist"].in_order().user
+    )
 
 
 def test_sticky_beats_random_and_oracle_beats_all(small_world, small_population):
     for seed in (1, 2):
-        results = run_agents(small_world, small_population, 3000, seed=seed)
+        results = run_agents(small_world, small_population, 3000, seed=seed, oracle_sessions=600)
         sticky = effect(results["sticky_artist"].time, results["random"].time)
         assert sticky.low > 0
         oracle = results["oracle"].time.mean()
         for name in ("random", "sticky_artist", "toppop"):
             assert oracle > 1.5 * results[name].time.mean()
-
-
-def test_baseline_agent_uses_the_service_class(small_world, small_population):
-    env = RecEnv(small_population)
-    agent = BaselineAgent("sticky_artist", env, catalog_of(small_world))
-    obs, _ = env.reset(seed=3)
-    artist = small_population.artist_of
-    for _ in range(10):
-        track = agent.recommend(obs, 1.0)
-        assert artist[track] == artist[obs["track"]]
-        obs, *_ = env.step(track)

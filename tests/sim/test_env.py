@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from sim.agents import BaselineAgent, DummyAgent, OracleAgent, catalog_of, run_episode
+from sim.agents import DummyAgent, OracleAgent, run_episode
 from sim.env import RecEnv
 
 
@@ -18,14 +18,10 @@ def test_check_env(small_population):
     check_env(RecEnv(small_population), skip_render_check=True)
 
 
-@pytest.mark.parametrize("agent", ["dummy", "sticky_artist", "oracle"])
+@pytest.mark.parametrize("agent", ["dummy", "oracle"])
 def test_same_seed_same_sessions(small_world, small_population, agent):
     def make(env):
-        if agent == "dummy":
-            return DummyAgent(env)
-        if agent == "oracle":
-            return OracleAgent(env)
-        return BaselineAgent(agent, env, catalog_of(small_world))
+        return DummyAgent(env) if agent == "dummy" else OracleAgent(env)
 
     env_a, env_b = RecEnv(small_population), RecEnv(small_population)
     a = rollout(env_a, make(env_a), seed=11)

@@ -49,8 +49,7 @@ def test_multi_distinct_reproducible_streams(tmp_path, config_file):
     assert a["sessions_sha256"] == b["sessions_sha256"]
     assert a["days"][0]["sessions"] == 80
     config = load_config(config_file)
-    seeds = run.process_seeds(3, 2)
-    parts = [run.simulate(run.Job(config, "dummy", 20, 1, s)) for s in seeds]
+    parts = [run.simulate(run.Job(config, "dummy", 20, 1, 3, i, 2)) for i in range(2)]
     assert parts[0] != parts[1]  # the processes do not replay each other's sessions
 
 
@@ -81,7 +80,7 @@ def test_remote_errors_exit_1(tmp_path, config_file, capsys):
             "--days", "1", "single", "--recommender", "remote"]  # fmt: skip
     config_file.write_text(config_file.read_text() + "remote: {retries: 0}\n")
     assert run.main(argv) == 1
-    assert "error: POST http://127.0.0.1:9/next/" in capsys.readouterr().err
+    assert "error: POST http://127.0.0.1:9/batch/" in capsys.readouterr().err
 
 
 def test_unknown_config_keys_are_rejected(tmp_path):
@@ -94,8 +93,7 @@ def test_unknown_config_keys_are_rejected(tmp_path):
 def test_multi_processes_own_disjoint_users(config_file):
     """Process i of P only simulates users u with u % P == i (no user in two processes at once)."""
     config = load_config(config_file)
-    seeds = run.process_seeds(3, 3)
-    for i, s in enumerate(seeds):
-        sessions = run.simulate(run.Job(config, "dummy", 30, 1, s, process=i, processes=3))
+    for i in range(3):
+        sessions = run.simulate(run.Job(config, "dummy", 30, 1, 3, process=i, processes=3))
         users = {user for _, user, _, _ in sessions}
         assert len(users) > 5 and all(u % 3 == i for u in users)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.batch import BatchSimulator, Policy
+from sim.batch import BatchSimulator, run_key
 from sim.env import RecEnv
 from sim.user_model import Population, UserModelParams, listen_time
 from sim.world import World
@@ -86,12 +86,18 @@ def test_per_user_overrides_and_config_defaults():
     assert firsts == {2, 3}
 
 
-class Scripted(Policy):
+class Scripted:
+    """Recommends `script[k]` at step k and records the time heard of each recommendation."""
+
     def __init__(self, script):
         self.script = script
+        self.recorded: list[float] = []
 
-    def act(self, sim, live):
-        return np.array([self.script[sim.steps[r]] for r in live])
+    def step(self, sim, act, end):
+        for row in [*end.tolist(), *act.tolist()]:
+            if sim.steps[row]:
+                self.recorded.append(float(sim.last_time[row]))
+        return np.array([self.script[sim.steps[r]] for r in act], dtype=np.int64)
 
 
 def test_batch_path_gives_the_same_times():
@@ -102,17 +108,10 @@ def test_batch_path_gives_the_same_times():
     env = RecEnv(tiny_world([user]), params)
     env.reset(seed=0)
     expected = [env.step(t)[1] for t in script]
-    sim = BatchSimulator(
-        Population(tiny_world([user]), params), np.random.default_rng(0), batch_size=1
-    )
-    recorded = []
-
-    class Recording(Scripted):
-        def observe(self, sim, live, tracks, times):
-            recorded.extend(times.tolist())
-
-    result = sim.run(Recording(script), sessions=1)
-    assert recorded == expected
+    sim = BatchSimulator(Population(tiny_world([user]), params), run_key(0), batch_size=1)
+    policy = Scripted(script)
+    result = sim.run(policy, sessions=1)
+    assert policy.recorded == expected
     assert expected[1] == 0.0 and expected[4] == 0.0  # repeats
     assert result.tracks.tolist() == [len(script)]
     assert result.time[0] == pytest.approx(sum(expected))

@@ -1,0 +1,84 @@
+"""The event: one line of the service's log, the contract between the service and every reader.
+
+One typed definition (`Event`, a msgspec Struct) encodes the line the service writes, validates a
+line a reader decodes (types, ranges, the message names) and gives the Arrow schema of the
+exported dataset (`ARROW_SCHEMA`). The service (`botify.service`), the exporter
+(`script.events`), the synthetic logs (`script.fake_logs`) and the trainer (`trainer.prepare`)
+all import it from here.
+
+Line format (DESIGN.md, plus `fallback`):
+    {"message": "next"|"last", "timestamp": <ms since epoch>, "user": int, "track": int,
+     "time": float in [0, 1], "latency": <seconds>, "recommendation": int|null,
+     "experiments": {"<name>": "<arm>"}, "replica": str, "fallback": bool}
+
+`fallback` is true when the routed recommender could not answer from its own data (no list, Redis
+down, no model) and the fallback answered: an arm that silently falls back is not the arm the
+experiment meant to test. Logs written before it existed lack it; readers take it as false.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal
+
+import msgspec
+import pyarrow as pa
+
+MESSAGES: Final = ("next", "last")
+EXPERIMENT_PREFIX: Final = "exp_"  # dataset column of an experiment: exp_<name>
+
+_INT64_MAX = 2**63 - 1
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=_INT64_MAX)]
+Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
+ExperimentName = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One logged request. Field order is the order of the JSON line."""
+
+    message: Literal["next", "last"]
+    timestamp: NonNegativeInt
+    user: NonNegativeInt
+    track: NonNegativeInt
+    time: Fraction
+    latency: Seconds
+    recommendation: NonNegativeInt | None
+    experiments: dict[ExperimentName, str]
+    replica: str
+    fallback: bool = False
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(Event)
+
+
+def encode(event: Event) -> bytes:
+    """The event's log line, newline included. Non-finite numbers cannot be encoded as JSON
+    numbers, so they are refused here rather than written as `NaN`."""
+    for value in (event.time, event.latency):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"non-finite number in event: {event}")
+    return _ENCODER.encode(event) + b"\n"
+
+
+def decode(line: bytes | str) -> Event:
+    """Parse and validate one line; raises `msgspec.DecodeError` (a ValueError) saying why."""
+    return _DECODER.decode(line)
+
+
+#: The exported dataset's fixed columns, in order; `exp_<name>` string columns follow, sorted.
+ARROW_SCHEMA: Final = pa.schema(
+    [
+        ("message", pa.string()),
+        ("timestamp", pa.int64()),
+        ("user", pa.int64()),
+        ("track", pa.int64()),
+        ("time", pa.float64()),
+        ("latency", pa.float64()),
+        ("recommendation", pa.int64()),
+        ("replica", pa.string()),
+        ("fallback", pa.bool_()),
+    ]
+)
+# Every Event field is a column, except `experiments`, which becomes the exp_<name> columns.
+assert ARROW_SCHEMA.names == [f for f in Event.__struct_fields__ if f != "experiments"]
