@@ -4,6 +4,7 @@ Layout (prefix `botify`, list set `name`, e.g. `core`):
     {prefix}:lists:{name}:active          -> the active version (a string)
     {prefix}:lists:{name}:versions        -> hash version -> JSON metadata {"users", "created", ...}
     {prefix}:lists:{name}:{version}:{<user>} -> packed little-endian uint32 track ids, best first
+    {prefix}:lists:{name}:{version}:model    -> the version's online model, if any (botify.models)
 
 Values are raw uint32 bytes: nothing read from Redis is unpickled or evaluated. The user id sits in
 a Redis Cluster hash tag `{<user>}` so a user's lists and cursors share one slot. A new version is
@@ -45,6 +46,7 @@ class TopLists:
             raise ValueError(f"bad list name {name!r}")
         self.client = client
         self.name = name
+        self.prefix = prefix
         self.base = f"{prefix}:lists:{name}"
 
     # -- keys -------------------------------------------------------------------------------
@@ -104,8 +106,10 @@ class TopLists:
         return version, n
 
     def count(self, version: str) -> int:
-        """Users actually present in Redis under `version` (SCAN, not the recorded metadata)."""
-        return sum(1 for _ in self.client.scan_iter(match=f"{self.base}:{version}:*", count=5000))
+        """Users actually present in Redis under `version` (SCAN, not the recorded metadata):
+        keys ending in a `{<user>}` tag, so the version's model key is not counted."""
+        pattern = f"{self.base}:{version}:{{*}}"
+        return sum(1 for _ in self.client.scan_iter(match=pattern, count=5000))
 
     def versions(self) -> dict[str, dict]:
         raw = self.client.hgetall(self.versions_key)
