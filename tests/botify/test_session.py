@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import redis
 
 from botify import recommenders
 from botify.catalog import Catalog
