@@ -133,11 +133,8 @@ def test_a_model_must_fit_the_catalog(catalog):
 
 
 @pytest.fixture
-def t4_experiments(tmp_path) -> Path:
-    path = tmp_path / "experiments.yml"
-    text = EXPERIMENTS.read_text().rstrip() + "\n      - {name: T4, recommender: session_core}\n"
-    path.write_text(text)
-    return path
+def t4_experiments() -> Path:
+    return EXPERIMENTS  # the shipped config: C, T1-T3 and the session arm T4
 
 
 def t4_users(app, count: int) -> list[int]:
@@ -214,10 +211,7 @@ def test_the_service_never_opens_the_worlds_hidden_embeddings(tmp_path, redis_ur
     world.mkdir()
     (world / "tracks.json").write_text(Path(tracks_json).read_text())
     np.save(world / "tracks.npy", np.zeros((N_TRACKS, 4), dtype=np.float32))
-    experiments = tmp_path / "experiments.yml"
-    experiments.write_text(
-        EXPERIMENTS.read_text().rstrip() + "\n      - {name: T4, recommender: session_core}\n"
-    )
+    experiments = EXPERIMENTS
     script = textwrap.dedent(
         f"""
         import sys
