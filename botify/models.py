@@ -48,6 +48,8 @@ class OnlineModel:
     row_of: np.ndarray  # int32 (catalog size,): track id -> row, -1 when the model never saw it
     artist_of_row: np.ndarray  # int32 (n,): the catalog's artist of each row's track
     meta: dict[str, Any] = field(default_factory=dict)
+    # what a recommender derives from the model once (by the recommender's key), not per step
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_arrays(

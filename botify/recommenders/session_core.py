@@ -61,6 +61,7 @@ class SessionCore(Recommender):
         genres, self.genre_of = np.unique(np.asarray(catalog.genres), return_inverse=True)
         self.n_genres, self.n_artists = len(genres), len(catalog.artist_names)
         self.prior = (float(pop_weight) * np.power(catalog.pop, 0.25)).astype(np.float32)
+        self.extra_per_genre = 256
 
     def list_sets(self) -> set[str]:
         return {self.lists}
@@ -83,21 +84,51 @@ class SessionCore(Recommender):
         return Recommendation(self.pick(model, session["track"].astype(np.int64), session["time"]))
 
     def pick(self, model, heard: np.ndarray, times: np.ndarray) -> int:
-        catalog = self.ctx.catalog
+        """The best track by the score in the class docstring. Two blocks are scored: the
+        tracks the model knows (every term), and, of the tracks it does not know, the most
+        popular of each genre heard (only genre and popularity apply to them, so no other
+        unknown track can beat those): a few thousand numbers a step, not the whole catalog."""
+        known, extra_by_genre = self._derived(model)
         weights = times.astype(np.float32)
-        scores = self.prior.copy()
+        total = float(weights.sum())
+        share = np.bincount(self.genre_of[heard], weights=weights, minlength=self.n_genres)
+        share = (self.genre_weight / total if total > 0 else 0.0) * share.astype(np.float32)
+
+        scores = known["prior"] + share[known["genre"]]
         vector = model.session_vector(heard, weights)
         if vector is not None and self.core_weight:
-            scores[model.tracks] += self.core_weight * np.maximum(model.unit @ vector, 0.0)
-        total = float(weights.sum())
-        if total > 0 and self.genre_weight:
-            share = np.bincount(self.genre_of[heard], weights=weights, minlength=self.n_genres)
-            scores += (self.genre_weight / total) * share.astype(np.float32)[self.genre_of]
-        plays = np.bincount(catalog.artist_of[heard], minlength=self.n_artists)
+            scores += self.core_weight * np.maximum(model.unit @ vector, 0.0)
+        extra = np.concatenate([extra_by_genre[g] for g in np.flatnonzero(share)] or [heard[:0]])
+        extra_scores = self.prior[extra] + share[self.genre_of[extra]]
+
+        artist_of = self.ctx.catalog.artist_of
+        plays = np.bincount(artist_of[heard], minlength=self.n_artists)
         heard_artists = np.flatnonzero(plays)
-        if heard_artists.size and self.artist_discount < 1:
+        if self.artist_discount < 1:
             factor = np.ones(self.n_artists, dtype=np.float32)
             factor[heard_artists] = self.artist_discount ** plays[heard_artists]
-            scores *= factor[catalog.artist_of]
-        scores[heard] = -np.inf  # never this session's tracks again
-        return int(np.argmax(scores))
+            scores *= factor[model.artist_of_row]
+            extra_scores *= factor[artist_of[extra]]
+        rows = model.row_of[heard]
+        scores[rows[rows >= 0]] = -np.inf  # never this session's tracks again
+        extra_scores[(extra[:, None] == heard[None, :]).any(axis=1)] = -np.inf
+        best = int(np.argmax(scores))
+        if extra.size:
+            other = int(np.argmax(extra_scores))
+            if extra_scores[other] > scores[best]:
+                return int(extra[other])
+        return int(model.tracks[best])
+
+    def _derived(self, model) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+        """Per model, once: the known tracks' prior and genre, and per genre the most popular
+        tracks the model does not know (enough to survive any artist discount)."""
+        key = (self.name, id(self.prior))
+        found = model.derived.get(key)
+        if found is None:
+            catalog = self.ctx.catalog
+            known = {"prior": self.prior[model.tracks], "genre": self.genre_of[model.tracks]}
+            unknown = catalog.toppop[model.row_of[catalog.toppop] < 0]
+            extra = [unknown[self.genre_of[unknown] == g][: self.extra_per_genre]
+                     for g in range(self.n_genres)]  # fmt: skip
+            found = model.derived[key] = (known, extra)
+        return found
