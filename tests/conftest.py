@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from botify.redis_server import RedisServer
+
 # folder under tests/ -> markers its tests carry
 LANES = {
     "e2e": ("slow",),
@@ -29,9 +31,6 @@ def pytest_collection_modifyitems(config, items):
             continue
         for marker in LANES.get(folder, ()):
             item.add_marker(marker)
-
-
-from botify.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
