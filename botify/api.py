@@ -128,6 +128,11 @@ def read_seed_header() -> int | None:
     return int(raw)
 
 
+def _json(payload: Any) -> Response:
+    """A 200 JSON answer, encoded by msgspec (the hot paths skip flask-restful's json.dumps)."""
+    return Response(_ENCODER.encode(payload), mimetype="application/json")
+
+
 class _ServiceResource(Resource):
     def __init__(self, service: Service):
         self.service = service
@@ -176,9 +181,10 @@ class _PlayResource(_ServiceResource):
         except Invalid as error:
             abort(error.status, description=error.message)
         [outcome] = service.handle([step], [time.perf_counter() - started])
-        if self.message == "last":
-            return {"user": step.user}
-        return {"user": step.user, "track": outcome.recommendation}
+        answer = {"user": step.user}
+        if self.message == "next":
+            answer["track"] = outcome.recommendation
+        return _json(answer)
 
 
 class NextTrack(_PlayResource):
@@ -246,7 +252,7 @@ class Batch(_ServiceResource):
                 if step.message == "last"
                 else {"user": step.user, "track": outcome.recommendation}
             )
-        return Response(_ENCODER.encode({"results": results}), mimetype="application/json")
+        return _json({"results": results})
 
 
 class ExperimentList(_ServiceResource):

@@ -324,6 +324,11 @@ class RedisState:
         return queued
 
     def _execute(self, queued: list[tuple[int, tuple]]) -> list[Any]:
+        if len(queued) == 1:  # a single request's op: no pipeline object to build
+            try:
+                return [self.client.execute_command(*queued[0][1])]
+            except redis.ResponseError as error:  # an op's own error, as the pipeline gives it
+                return [error]
         pipe = self.client.pipeline(transaction=False)
         for _, command in queued:
             pipe.execute_command(*command)
