@@ -113,7 +113,9 @@ def parse_step(service: Service, user: Any, body: Any, seed: Any, message: str) 
         raise Invalid(400, "track must be an integer")
     if track not in service.catalog:
         raise Invalid(400, f"track must be a catalog track id in 0..{len(service.catalog) - 1}")
-    if type(played) not in (int, float) or not math.isfinite(played) or not 0 <= played <= 1:
+    if not isinstance(played, int | float) or isinstance(played, bool):
+        raise Invalid(400, "time must be a finite number in [0, 1]")
+    if not math.isfinite(played) or not 0 <= played <= 1:
         raise Invalid(400, "time must be a finite number in [0, 1]")
     seed = check_seed(seed)
     return Step(message, user, track, float(played), service.new_seed() if seed is None else seed)
@@ -181,7 +183,7 @@ class _PlayResource(_ServiceResource):
         except Invalid as error:
             abort(error.status, description=error.message)
         [outcome] = service.handle([step], [time.perf_counter() - started])
-        answer = {"user": step.user}
+        answer: dict[str, int | None] = {"user": step.user}
         if self.message == "next":
             answer["track"] = outcome.recommendation
         return _json(answer)

@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import redis
@@ -96,10 +97,8 @@ def deploy(
     version, written = top.write(lists, version=version, meta=info)
     if model is not None:
         tracks, embeddings, model_meta = model
-        client.hset(
-            models.model_key(top.prefix, name, version),
-            mapping=models.pack(tracks, embeddings, model_meta),
-        )
+        fields: dict[Any, Any] = dict(models.pack(tracks, embeddings, model_meta))
+        client.hset(models.model_key(top.prefix, name, version), mapping=fields)
     found = top.count(version)
     if found != len(lists) or written != len(lists):
         top.delete(version)

@@ -107,7 +107,7 @@ class Service:
             now_ms = int(time.time() * 1000)
             self.events.write(
                 Event(
-                    message=step.message,
+                    message="last" if step.message == "last" else "next",
                     timestamp=now_ms,
                     user=step.user,
                     track=step.track,

@@ -64,7 +64,7 @@ class TopLists:
     # -- reading (the service's side) --------------------------------------------------------
     def active_version(self) -> str | None:
         raw = self.client.get(self.pointer_key)
-        return raw.decode() if raw is not None else None
+        return raw.decode() if isinstance(raw, bytes) else None
 
     def key_for(self, user: int) -> str | None:
         """The key of the user's list under the active version (None when none is active)."""
@@ -77,7 +77,7 @@ class TopLists:
         if version is None:
             return None
         raw = self.client.get(self.key(version, user))
-        return None if raw is None else unpack(raw)
+        return unpack(raw) if isinstance(raw, bytes) else None
 
     # -- writing (the trainer's side) --------------------------------------------------------
     def write(
@@ -112,7 +112,7 @@ class TopLists:
         return sum(1 for _ in self.client.scan_iter(match=pattern, count=5000))
 
     def versions(self) -> dict[str, dict]:
-        raw = self.client.hgetall(self.versions_key)
+        raw: dict[bytes, bytes] = self.client.hgetall(self.versions_key)  # type: ignore[assignment]
         out = {k.decode(): json.loads(v) for k, v in raw.items()}
         return dict(sorted(out.items(), key=lambda kv: kv[1].get("created", 0)))
 
@@ -121,7 +121,7 @@ class TopLists:
         if not self.client.hexists(self.versions_key, version):
             raise KeyError(f"unknown version {version}")
         previous = self.client.set(self.pointer_key, version, get=True)
-        return previous.decode() if previous is not None else None
+        return previous.decode() if isinstance(previous, bytes) else None
 
     def delete(self, version: str) -> int:
         if version == self.active_version():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import platform
@@ -131,8 +132,9 @@ class Runner:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
             )
-            assert proc.stdout is not None
-            for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+            stream = proc.stdout
+            assert isinstance(stream, io.BufferedReader)
+            for chunk in iter(lambda: stream.read1(4096), b""):
                 log.write(chunk)
                 if not self.quiet:
                     sys.stderr.buffer.write(chunk)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.batch import BatchSimulator, OraclePolicy, RandomPolicy, SessionResults, run_key
+from sim.batch import BatchSimulator, OraclePolicy, Policy, RandomPolicy, SessionResults, run_key
 from sim.config import load_config
 from sim.user_model import Population
 
-AGENTS = {"oracle": OraclePolicy, "random": RandomPolicy}
+AGENTS: dict[str, type[Policy]] = {"oracle": OraclePolicy, "random": RandomPolicy}
 
 
 def run(population: Population, seed: int, processes: int, sessions: int, day: int = 1):

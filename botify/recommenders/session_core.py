@@ -91,8 +91,8 @@ class SessionCore(Recommender):
         known, extra_by_genre = self._derived(model)
         weights = times.astype(np.float32)
         total = float(weights.sum())
-        share = np.bincount(self.genre_of[heard], weights=weights, minlength=self.n_genres)
-        share = (self.genre_weight / total if total > 0 else 0.0) * share.astype(np.float32)
+        counts = np.bincount(self.genre_of[heard], weights=weights, minlength=self.n_genres)
+        share = (self.genre_weight / total if total > 0 else 0.0) * counts.astype(np.float32)
 
         scores = known["prior"] + share[known["genre"]]
         vector = model.session_vector(heard, weights)
