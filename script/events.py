@@ -126,9 +126,9 @@ def _violations(column: pa.ChunkedArray, info: mi.Type, required: bool) -> list:
     return masks
 
 
-def violates_contract(table: pa.Table) -> bool:
-    """Whether any row of a conformed table breaks a constraint of `Event` (before defaults are
-    filled, a null in a defaulted column is fine: it reads as absent)."""
+def _violates_contract(table: pa.Table) -> bool:
+    """Whether any row breaks a constraint of `Event` (checked before defaults are filled: a
+    null in a column with a default reads as absent, which is fine)."""
     for name in ARROW_SCHEMA.names:
         spec = _FIELDS[name]
         required = spec.required and not _nullable(spec.type)
@@ -156,7 +156,7 @@ def _from_arrow(raw: pa.Table) -> pa.Table:
             [chunk.field(index) for chunk in experiments.chunks], type=child.type
         )
     table = pa.table(columns)
-    if violates_contract(table):
+    if _violates_contract(table):
         raise _SlowPath
     return conform(table)
 

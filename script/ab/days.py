@@ -115,8 +115,9 @@ def plot_days(rows: Sequence[DayArm], path: Path, metric: str = DEFAULT_METRIC) 
     controls = sorted({r.control for r in rows})
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = {arm: f"C{i % 10}" for i, arm in enumerate(arms)}
-    width = 0.5 / max(len(arms), 1)
-    for i, arm in enumerate(arms):
+    treated = [a for a in arms if not all(r.arm == r.control for r in rows if r.arm == a)]
+    width = 0.5 / max(len(treated), 1)
+    for arm in arms:
         mine = {r.day: r for r in rows if r.arm == arm}
         xs = [d for d, day in enumerate(days) if day in mine and mine[day].mean is not None]
         left.plot(xs, [mine[days[x]].mean for x in xs], "o-", color=colors[arm], label=arm)
@@ -128,7 +129,7 @@ def plot_days(rows: Sequence[DayArm], path: Path, metric: str = DEFAULT_METRIC) 
         ]
         if not tested:
             continue
-        offset = (i - (len(arms) - 1) / 2) * width
+        offset = (treated.index(arm) - (len(treated) - 1) / 2) * width  # side by side per day
         points = [mine[days[x]] for x in tested]
         right.errorbar(
             [x + offset for x in tested],

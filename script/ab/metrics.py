@@ -171,10 +171,12 @@ class FallbackRate:
 
 
 def fallback_rates(events: pd.DataFrame) -> dict[str, FallbackRate]:
-    nexts = events[events["message"] == "next"]
-    counts = nexts.groupby("arm")["fallback"].agg(["size", "sum"])
-    rates = {}
-    for arm in sorted(set(events["arm"])):
-        total, fallback = (int(x) for x in counts.loc[arm]) if arm in counts.index else (0, 0)
-        rates[str(arm)] = FallbackRate(total, fallback, fallback / total if total else None)
-    return rates
+    codes, arms = pd.factorize(events["arm"], sort=True)
+    is_next = (events["message"] == "next").to_numpy()
+    fallback = events["fallback"].to_numpy(dtype=bool)
+    totals = np.bincount(codes[is_next], minlength=len(arms))
+    hits = np.bincount(codes[is_next & fallback], minlength=len(arms))
+    return {
+        str(arm): FallbackRate(int(total), int(hit), hit / total if total else None)
+        for arm, total, hit in zip(arms, totals, hits, strict=True)
+    }

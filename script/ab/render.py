@@ -193,21 +193,15 @@ def plot_ceiling(ceiling: CeilingResult, path: Path, experiment: str, control: s
                 va="center",
                 fontsize=8,
             )
-        for x, name in ((0, "random"), (100, "oracle")):
+        for x in (0, 100):
             ax.axvline(x, color="black", linewidth=1, linestyle="--")
-            ax.annotate(
-                f"{name} {refs.get(name, float('nan')):.3g}",
-                (x, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -10),
-                textcoords="offset points",
-                fontsize=8,
-            )
         ax.set_yticks(range(len(rows)), [r.arm for r in rows])
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.invert_yaxis()
         ax.set_xlim(low - 0.05 * (high - low), high + 0.2 * (high - low))
-        ax.set_title(metric, fontsize=10)
+        ax.set_title(
+            f"{metric} (random {refs['random']:.3g}, oracle {refs['oracle']:.3g})", fontsize=10
+        )
         ax.set_xlabel("position between random (0 %) and the oracle (100 %)")
         ax.grid(axis="x", alpha=0.3)
     sessions = f", {ceiling.sessions:,} simulated sessions" if ceiling.sessions else ""
