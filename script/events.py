@@ -32,7 +32,9 @@ import pyarrow.json as pj
 
 from botify.event import ARROW_SCHEMA, EXPERIMENT_PREFIX, Event, decode
 
-_FIELDS = {f.name: f for f in mi.type_info(Event).fields}
+_EVENT = mi.type_info(Event)
+assert isinstance(_EVENT, mi.StructType)
+_FIELDS = {f.name: f for f in _EVENT.fields}
 _EXPERIMENTS = mi.DictType(mi.StrType(min_length=1), mi.StrType())
 if _FIELDS["experiments"].type != _EXPERIMENTS:  # the fast path checks exactly this shape
     raise NotImplementedError(
@@ -115,8 +117,8 @@ def _violations(column: pa.ChunkedArray, info: mi.Type, required: bool) -> list:
             raise NotImplementedError("multiple_of: teach the fast path this constraint")
         if isinstance(info, mi.FloatType):  # JSON has no NaN or Infinity
             masks.append(pc.invert(pc.is_finite(column)))
-        bounds = ((info.ge, pc.less), (info.gt, pc.less_equal))
-        bounds += ((info.le, pc.greater), (info.lt, pc.greater_equal))
+        bounds = [(info.ge, pc.less), (info.gt, pc.less_equal)]
+        bounds += [(info.le, pc.greater), (info.lt, pc.greater_equal)]
         masks += [op(column, bound) for bound, op in bounds if bound is not None]
     elif isinstance(info, mi.StrType):
         if info.min_length is not None or info.max_length is not None or info.pattern:

@@ -61,7 +61,8 @@ def load_ceiling(path: Path) -> Ceiling:
     except (OSError, ValueError) as error:
         raise ReportError(f"cannot read the ceiling file {path}: {error}") from error
     agents = data.get("agents") if isinstance(data, dict) else None
-    missing = [r for r in REFERENCES if not isinstance((agents or {}).get(r), dict)]
+    agents = agents if isinstance(agents, dict) else {}
+    missing = [r for r in REFERENCES if not isinstance(agents.get(r), dict)]
     if missing:
         raise ReportError(
             f"ceiling file {path}: expected {{'agents': {{'random': {{...}}, 'oracle': {{...}}}}}}"

@@ -121,22 +121,23 @@ def plot_days(rows: Sequence[DayArm], path: Path, metric: str = DEFAULT_METRIC) 
         mine = {r.day: r for r in rows if r.arm == arm}
         xs = [d for d, day in enumerate(days) if day in mine and mine[day].mean is not None]
         left.plot(xs, [mine[days[x]].mean for x in xs], "o-", color=colors[arm], label=arm)
+        # (day index, effect, lower, upper) of the days with an interval
         tested = [
-            x
+            (x, r.effect_pct, r.lower_pct, r.upper_pct)
             for x in xs
-            if None
-            not in (mine[days[x]].effect_pct, mine[days[x]].lower_pct, mine[days[x]].upper_pct)
+            if (r := mine[days[x]]).effect_pct is not None
+            and r.lower_pct is not None
+            and r.upper_pct is not None
         ]
         if not tested:
             continue
         offset = (treated.index(arm) - (len(treated) - 1) / 2) * width  # side by side per day
-        points = [mine[days[x]] for x in tested]
         right.errorbar(
-            [x + offset for x in tested],
-            [p.effect_pct for p in points],
+            [x + offset for x, *_ in tested],
+            [effect for _, effect, _, _ in tested],
             yerr=[
-                [p.effect_pct - p.lower_pct for p in points],
-                [p.upper_pct - p.effect_pct for p in points],
+                [effect - lower for _, effect, lower, _ in tested],
+                [upper - effect for _, effect, _, upper in tested],
             ],
             fmt="o",
             color=colors[arm],

@@ -267,8 +267,8 @@ def compare_arms(
         for arm in sorted(set(summaries) - {control})
         for metric in metrics
     ]
-    tested = [e for e in effects if e.p_value is not None]
-    adjusted, reject = holm([e.p_value for e in tested], settings.alpha)
-    for e, p, r in zip(tested, adjusted, reject, strict=True):
+    tested = [(e, e.p_value) for e in effects if e.p_value is not None]
+    adjusted, reject = holm([p for _, p in tested], settings.alpha)
+    for (e, _), p, r in zip(tested, adjusted, reject, strict=True):
         e.p_holm, e.significant_holm = p, r
     return effects
