@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from script.ab.stats import SampleMean, WelchTest
 from sim.batch import BatchSimulator, OraclePolicy, SessionResults, run_key
 from sim.config import load_config
 from sim.transport import InProcess, ServicePolicy
@@ -53,6 +52,8 @@ class Effect:
 
 def effect(treatment: np.ndarray, control: np.ndarray) -> Effect:
     """Difference of means in % of the control mean, with the A/B report's 95 % Welch interval."""
+    from script.ab.stats import SampleMean, WelchTest  # the report's statistics, one definition
+
     test = WelchTest(SampleMean.of(control), SampleMean.of(treatment))
     low, high = test.confidence_interval
     base = test.control.mean / 100.0
