@@ -1,13 +1,20 @@
-"""The event-log line format (DESIGN.md) and its validation, fast path and slow path.
+"""Event-log lines -> Arrow tables, by a fast path (pyarrow) and a slow path (the contract's decoder).
 
-A chunk of JSON lines is first parsed by pyarrow's JSON reader with an explicit schema; only a
-chunk that fails there (a malformed line, a wrong type) or fails the semantic checks is parsed
-again line by line with :func:`json.loads`, which can say which line is bad and why. Both paths
-end in the same semantic checks (:func:`semantic_problems`), so they accept the same lines.
+The line format is `botify.event` (the one definition every writer and reader imports). A chunk
+of lines is first parsed by pyarrow's JSON reader with the contract's Arrow schema, and its rows
+are checked, vectorized, against constraints read off the contract's `Event` type (ranges, the
+message names, required fields). Only a chunk that fails there is parsed again line by line with
+`botify.event.decode`, which says which line is bad and why.
 
-Experiments become one string column per experiment, ``exp_<name>`` (null where an event did not
-log that experiment): analysis then needs no map unpacking, and pandas reads it as is. Fields the
-service may add beyond the contract (``fallback``, ...) are ignored, never a reason to reject.
+Both paths accept exactly the same lines. pyarrow cannot tell a missing field from a null one, so
+readers take one liberty with the contract, the same on both paths: **a null field reads as an
+absent one**. `recommendation` absent or null is null, `fallback` absent or null is false (logs
+written before it existed lack it), an arm given as null is an experiment not logged. Duplicate
+keys are refused (pyarrow refuses them; msgspec alone would keep the last), and so is anything
+else `decode` refuses. Fields beyond the contract are ignored, never a reason to reject.
+
+Experiments become one string column per experiment, `exp_<name>` (null where an event did not
+log that experiment): analysis then needs no map unpacking, and pandas reads it as is.
 """
 
 from __future__ import annotations
@@ -16,33 +23,24 @@ import io
 import json
 from dataclasses import dataclass, field
 
+import msgspec
+import msgspec.inspect as mi
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-EXPERIMENT_PREFIX = "exp_"
-MESSAGES = ("next", "last")
+from botify.event import ARROW_SCHEMA, EXPERIMENT_PREFIX, Event, decode
 
-#: The fixed columns of every dataset, in order; ``exp_<name>`` string columns follow, sorted.
-FIXED_SCHEMA = pa.schema(
-    [
-        ("message", pa.string()),
-        ("timestamp", pa.int64()),
-        ("user", pa.int64()),
-        ("track", pa.int64()),
-        ("time", pa.float64()),
-        ("latency", pa.float64()),
-        ("recommendation", pa.int64()),
-        ("replica", pa.string()),
-    ]
-)
-_INT_FIELDS = ("timestamp", "user", "track")
-_FLOAT_FIELDS = ("time", "latency")
-_STR_FIELDS = ("message", "replica")
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-_PARSE_OPTIONS = pj.ParseOptions(explicit_schema=FIXED_SCHEMA, unexpected_field_behavior="infer")
+_EVENT = mi.type_info(Event)
+assert isinstance(_EVENT, mi.StructType)
+_FIELDS = {f.name: f for f in _EVENT.fields}
+_EXPERIMENTS = mi.DictType(mi.StrType(min_length=1), mi.StrType())
+if _FIELDS["experiments"].type != _EXPERIMENTS:  # the fast path checks exactly this shape
+    raise NotImplementedError(
+        f"experiments is now {_FIELDS['experiments'].type}: update _from_arrow"
+    )
+_PARSE_OPTIONS = pj.ParseOptions(explicit_schema=ARROW_SCHEMA, unexpected_field_behavior="infer")
 
 
 @dataclass
@@ -76,43 +74,70 @@ def experiment_columns(schema: pa.Schema) -> list[str]:
 
 
 def empty_table() -> pa.Table:
-    return FIXED_SCHEMA.empty_table()
+    return ARROW_SCHEMA.empty_table()
 
 
 def conform(table: pa.Table) -> pa.Table:
-    """Fixed columns first in their declared types, then the experiment columns sorted."""
+    """Fixed columns first in their declared types, then the experiment columns sorted.
+
+    A column with a default (`fallback`) that the table lacks or holds nulls in gets the default:
+    datasets exported before the column existed read as if every event had logged it false.
+    """
     exp = experiment_columns(table.schema)
-    columns = [table.column(f.name).cast(f.type) for f in FIXED_SCHEMA]
+    columns = []
+    for f in ARROW_SCHEMA:
+        default = _FIELDS[f.name].default
+        if f.name in table.schema.names:
+            column = table.column(f.name).cast(f.type)
+            if default is not msgspec.NODEFAULT and column.null_count:
+                column = pc.fill_null(column, pa.scalar(default, f.type))
+        elif default is not msgspec.NODEFAULT:
+            column = pa.array(np.full(table.num_rows, default), f.type)
+        else:
+            raise KeyError(f"column {f.name!r} missing")
+        columns.append(column)
     columns += [table.column(name).cast(pa.string()) for name in exp]
-    return pa.table(columns, names=FIXED_SCHEMA.names + exp)
+    return pa.table(columns, names=ARROW_SCHEMA.names + exp)
 
 
-def semantic_problems(table: pa.Table) -> list[tuple[str, np.ndarray]]:
-    """(reason, row mask) for every check that some row fails, in the order checks are listed."""
-    checks: list[tuple[str, pa.ChunkedArray | pa.Array]] = []
-    for name in FIXED_SCHEMA.names:
-        if name != "recommendation":
-            checks.append((f"missing or null field {name!r}", pc.is_null(table[name])))
-    checks.append(
-        (
-            "message is not 'next' or 'last'",
-            pc.invert(pc.is_in(table["message"], pa.array(MESSAGES))),
-        )
-    )
-    for name in ("timestamp", "user", "track", "recommendation"):
-        checks.append((f"negative {name}", pc.less(table[name], 0)))
-    for name in _FLOAT_FIELDS:
-        checks.append((f"{name} is not finite", pc.invert(pc.is_finite(table[name]))))
-    checks.append(("latency is negative", pc.less(table["latency"], 0.0)))
-    checks.append(
-        ("time outside [0, 1]", pc.or_(pc.less(table["time"], 0.0), pc.greater(table["time"], 1.0)))
-    )
-    problems = []
-    for reason, mask in checks:
-        values = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
-        if values.any():
-            problems.append((reason, values))
-    return problems
+def _nullable(info: mi.Type) -> bool:
+    return isinstance(info, mi.UnionType) and any(isinstance(t, mi.NoneType) for t in info.types)
+
+
+def _violations(column: pa.ChunkedArray, info: mi.Type, required: bool) -> list:
+    """Boolean arrays, true where a value breaks the contract's constraints on this field."""
+    if isinstance(info, mi.UnionType):  # `int | None`: null allowed, the int's bounds apply
+        (info,) = [t for t in info.types if not isinstance(t, mi.NoneType)]
+        required = False
+    masks = [pc.is_null(column)] if required else []
+    if isinstance(info, mi.LiteralType):
+        masks.append(pc.invert(pc.is_in(column, pa.array(info.values))))
+    elif isinstance(info, mi.IntType | mi.FloatType):
+        if info.multiple_of is not None:
+            raise NotImplementedError("multiple_of: teach the fast path this constraint")
+        if isinstance(info, mi.FloatType):  # JSON has no NaN or Infinity
+            masks.append(pc.invert(pc.is_finite(column)))
+        bounds = [(info.ge, pc.less), (info.gt, pc.less_equal)]
+        bounds += [(info.le, pc.greater), (info.lt, pc.greater_equal)]
+        masks += [op(column, bound) for bound, op in bounds if bound is not None]
+    elif isinstance(info, mi.StrType):
+        if info.min_length is not None or info.max_length is not None or info.pattern:
+            raise NotImplementedError("string constraints: teach the fast path this constraint")
+    elif not isinstance(info, mi.BoolType):
+        raise NotImplementedError(f"a column of type {info}: teach the fast path to check it")
+    return masks
+
+
+def _violates_contract(table: pa.Table) -> bool:
+    """Whether any row breaks a constraint of `Event` (checked before defaults are filled: a
+    null in a column with a default reads as absent, which is fine)."""
+    for name in ARROW_SCHEMA.names:
+        spec = _FIELDS[name]
+        required = spec.required and not _nullable(spec.type)
+        for mask in _violations(table[name], spec.type, required):
+            if pc.any(pc.fill_null(mask, False)).as_py():
+                return True
+    return False
 
 
 def _from_arrow(raw: pa.Table) -> pa.Table:
@@ -122,7 +147,7 @@ def _from_arrow(raw: pa.Table) -> pa.Table:
     experiments = raw["experiments"]
     if not pa.types.is_struct(experiments.type) or experiments.null_count:
         raise _SlowPath
-    columns = {f.name: raw[f.name] for f in FIXED_SCHEMA}
+    columns = {f.name: raw[f.name] for f in ARROW_SCHEMA}
     for index in range(experiments.type.num_fields):
         child = experiments.type.field(index)
         if pa.types.is_null(child.type):  # only nulls seen: the experiment was not logged
@@ -132,102 +157,76 @@ def _from_arrow(raw: pa.Table) -> pa.Table:
         columns[EXPERIMENT_PREFIX + child.name] = pa.chunked_array(
             [chunk.field(index) for chunk in experiments.chunks], type=child.type
         )
-    table = conform(pa.table(columns))
-    if semantic_problems(table):
+    table = pa.table(columns)
+    if _violates_contract(table):
         raise _SlowPath
-    return table
+    return conform(table)
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+class _Rejected(ValueError):
+    """A line the contract refuses; the message is the reason."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     result = dict(pairs)
     if len(result) != len(pairs):
         raise ValueError("duplicate key")
     return result
 
 
-def _is_int(value: object) -> bool:
-    return (
-        isinstance(value, int) and not isinstance(value, bool) and _INT64_MIN <= value <= _INT64_MAX
-    )
+def _absent_nulls(obj: object) -> object:
+    """The readers' one liberty: a null field reads as absent (see the module docstring)."""
+    if not isinstance(obj, dict):
+        return obj
+    fixed = dict(obj)
+    for name, spec in _FIELDS.items():
+        if _nullable(spec.type):
+            fixed.setdefault(name, None)
+        elif not spec.required and name in fixed and fixed[name] is None:
+            del fixed[name]
+    if isinstance(fixed.get("experiments"), dict):
+        fixed["experiments"] = {k: v for k, v in fixed["experiments"].items() if v is not None}
+    return fixed
 
 
-def check_types(event: object) -> str | None:
-    """Why a decoded line does not have the contract's fields and types (None when it does)."""
-    if not isinstance(event, dict):
-        return "not a JSON object"
-    for name in _INT_FIELDS:
-        if name not in event or event[name] is None:
-            return f"missing or null field {name!r}"
-        if not _is_int(event[name]):
-            return f"{name} is not an int64 integer"
-    for name in _FLOAT_FIELDS:
-        value = event.get(name)
-        if value is None:
-            return f"missing or null field {name!r}"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{name} is not a number"
-        if isinstance(value, int) and not _is_int(value):
-            return f"{name} is out of range"
-    for name in _STR_FIELDS:
-        if event.get(name) is None:
-            return f"missing or null field {name!r}"
-        if not isinstance(event[name], str):
-            return f"{name} is not a string"
-    recommendation = event.get("recommendation")
-    if recommendation is not None and not _is_int(recommendation):
-        return "recommendation is not an int64 integer or null"
-    experiments = event.get("experiments")
-    if not isinstance(experiments, dict):
-        return "experiments is not an object"
-    for name, arm in experiments.items():
-        if not name:
-            return "empty experiment name"
-        if arm is not None and not isinstance(arm, str):
-            return f"arm of experiment {name!r} is not a string"
-    return None
+def decode_line(line: bytes) -> Event:
+    """One line as the readers take it: `botify.event.decode` plus the readers' liberty."""
+    try:
+        obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        event = decode(line)
+    except msgspec.ValidationError as error:
+        lenient = _absent_nulls(obj)
+        if lenient == obj:
+            raise _Rejected(str(error)) from None
+        try:
+            event = decode(msgspec.json.encode(lenient))
+        except msgspec.ValidationError as again:
+            raise _Rejected(str(again)) from None
+    except ValueError as error:  # msgspec.DecodeError, JSONDecodeError, UnicodeDecodeError
+        raise _Rejected(f"not valid JSON ({error})") from None
+    return event
 
 
 def _parse_slowly(lines: list[bytes], source: str, first_line: int) -> ParsedChunk:
-    rows: list[dict] = []
-    raws: list[tuple[int, str]] = []
+    events: list[Event] = []
     bad: list[BadLine] = []
     for offset, line in enumerate(lines):
         if not line.strip():
             continue
-        number = first_line + offset
-        text = line.decode("utf-8", errors="replace").rstrip("\r\n")
         try:
-            event = json.loads(line, object_pairs_hook=_reject_duplicate_keys)
-        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            bad.append(BadLine(source, number, f"not valid JSON ({error})", text))
-            continue
-        reason = check_types(event)
-        if reason is not None:
-            bad.append(BadLine(source, number, reason, text))
-            continue
-        row = {name: event.get(name) for name in FIXED_SCHEMA.names}
-        row["time"], row["latency"] = float(event["time"]), float(event["latency"])
-        for name, arm in event["experiments"].items():
-            if arm is not None:  # null arm = not logged, as the fast path reads it
-                row[EXPERIMENT_PREFIX + name] = arm
-        rows.append(row)
-        raws.append((number, text))
-    if not rows:
+            events.append(decode_line(line))
+        except _Rejected as error:
+            text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+            bad.append(BadLine(source, first_line + offset, str(error), text))
+    if not events:
         return ParsedChunk(empty_table(), bad, fast=False)
-    exp_names = sorted({key for row in rows for key in row if key.startswith(EXPERIMENT_PREFIX)})
-    schema = pa.schema(list(FIXED_SCHEMA) + [(name, pa.string()) for name in exp_names])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    problems = semantic_problems(table)
-    if problems:
-        keep = np.ones(table.num_rows, dtype=bool)
-        for reason, mask in problems:
-            for index in np.flatnonzero(mask & keep):
-                number, text = raws[index]
-                bad.append(BadLine(source, number, reason, text))
-            keep &= ~mask
-        table = table.filter(pa.array(keep))
-    bad.sort(key=lambda item: item.line)
-    return ParsedChunk(table, bad, fast=False)
+    columns = {f.name: pa.array([getattr(e, f.name) for e in events], f.type) for f in ARROW_SCHEMA}
+    names = sorted({name for e in events for name in e.experiments})
+    for name in names:
+        columns[EXPERIMENT_PREFIX + name] = pa.array(
+            [e.experiments.get(name) for e in events], pa.string()
+        )
+    return ParsedChunk(conform(pa.table(columns)), bad, fast=False)
 
 
 def _valid_utf8(chunk: bytes) -> bool:
@@ -242,9 +241,16 @@ def parse_chunk(chunk: bytes, source: str = "<bytes>", first_line: int = 1) -> P
     """Parse whole JSON lines; every non-blank line ends up in the table or in ``bad``."""
     if not chunk.strip():
         return ParsedChunk(empty_table())
-    if _valid_utf8(chunk):  # pyarrow would replace bad bytes silently; let the slow path judge
+    # pyarrow would replace bad UTF-8 silently and read NaN/Infinity (no JSON numbers) wherever
+    # they are, extra fields included: let the slow path judge such chunks (rare; the literals
+    # may also sit inside a string, which costs only time)
+    if _valid_utf8(chunk) and b"NaN" not in chunk and b"Infinity" not in chunk:
         try:
             raw = pj.read_json(io.BytesIO(chunk), parse_options=_PARSE_OPTIONS)
+            # pyarrow reads `{...} {...}` on one line as two rows; a line must be one object
+            lines = chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+            if raw.num_rows != lines:
+                raise _SlowPath
             return ParsedChunk(_from_arrow(raw))
         except (pa.ArrowInvalid, _SlowPath):
             pass

@@ -2,11 +2,16 @@
 
     python -m script.export SRC [SRC ...] --out DATASET
 
-SRC are folders searched recursively for ``events-*.jsonl`` and their rotated siblings
-(``events-*.jsonl.1``, ``.2``, ...). DATASET is a directory holding ``events.parquet`` (what
-``pandas.read_parquet(DATASET)`` reads), ``_quarantine/bad_lines.jsonl`` (every rejected line
-with its source, line number and reason) and ``_export.json`` (the last run's summary). Files
-whose names start with ``_`` are skipped by pyarrow's dataset reader, so they never mix in.
+SRC are log folders or files. Folders are searched recursively for the service's log files
+(`botify.logfiles`: `events-<pid>.jsonl` and its rotated parts `events-<pid>.jsonl.<k>`); a file
+named on the command line is read whatever its name (for example the course's `data.json`).
+One log's parts are read oldest first: `.1`, `.2`, ..., then the live file (the order
+`botify.logfiles` defines and `botify.events.EventLog` writes).
+
+DATASET is a directory holding ``events.parquet`` (what ``pandas.read_parquet(DATASET)`` reads),
+``_quarantine/bad_lines.jsonl`` (every rejected line with its source, line number and reason) and
+``_export.json`` (the last run's summary). Files whose names start with ``_`` are skipped by
+pyarrow's dataset reader, so they never mix in.
 
 Re-running is idempotent: the new lines are merged with the dataset already there, and a row
 identical to one already present adds nothing (so one pull plus a later, bigger pull of the same
@@ -19,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -31,13 +35,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from botify import logfiles
+from botify.event import EXPERIMENT_PREFIX
 from script.events import BadLine, conform, empty_table, experiment_columns, parse_chunk
 
 DATA_FILE = "events.parquet"
 QUARANTINE = Path("_quarantine") / "bad_lines.jsonl"
 SUMMARY_FILE = "_export.json"
 CHUNK_BYTES = 32 << 20
-_LOG_NAME = re.compile(r"^events-.+\.jsonl(?:\.(\d+))?$")
 
 
 class ExportError(Exception):
@@ -80,27 +85,24 @@ class ExportSummary:
         return "\n".join(lines)
 
 
-def _rotation_key(path: Path) -> tuple[str, str, int]:
-    match = _LOG_NAME.match(path.name)
-    assert match is not None
-    rotation = int(match.group(1)) if match.group(1) else 0
-    base = path.name[: match.start(1) - 1] if match.group(1) else path.name
-    # oldest first: a higher rotation number holds older lines, the live file the newest
-    return (str(path.parent), base, -rotation)
-
-
 def find_log_files(sources: list[Path]) -> list[Path]:
-    """Every events-*.jsonl[.N] under the sources, oldest rotation first within one log."""
+    """The files to read, each log's parts oldest first (`botify.logfiles.order_key`).
+
+    A folder contributes the log files under it (by the log naming); a file is taken as named.
+    """
     found: set[Path] = set()
     for source in sources:
         if source.is_file():
-            candidates = [source]
+            found.add(source)
         elif source.is_dir():
-            candidates = [p for p in source.rglob("events-*.jsonl*") if p.is_file()]
+            found.update(
+                p
+                for p in source.rglob(logfiles.GLOB)
+                if p.is_file() and logfiles.is_log_file(p.name)
+            )
         else:
             raise ExportError(f"no such file or directory: {source}")
-        found.update(p for p in candidates if _LOG_NAME.match(p.name))
-    return sorted(found, key=_rotation_key)
+    return sorted(found, key=logfiles.order_key)
 
 
 def iter_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES):
@@ -192,7 +194,7 @@ def summarize(table: pa.Table, summary: ExportSummary) -> None:
                 counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
             )
         }
-        summary.arms[name.removeprefix("exp_")] = dict(sorted(arms.items()))
+        summary.arms[name.removeprefix(EXPERIMENT_PREFIX)] = dict(sorted(arms.items()))
 
 
 def _write_quarantine(out: Path, bad: list[BadLine]) -> None:
@@ -221,7 +223,7 @@ def export(sources: list[Path], out: Path, chunk_bytes: int = CHUNK_BYTES) -> Ex
     paths = find_log_files(sources)
     if not paths:
         raise ExportError(
-            "no event logs (events-*.jsonl[.N]) under " + ", ".join(str(s) for s in sources)
+            f"no event logs ({logfiles.GLOB}) under " + ", ".join(str(s) for s in sources)
         )
     summary = ExportSummary(files=len(paths))
     new, bad, summary.slow_chunks = read_logs(paths, chunk_bytes)
@@ -252,7 +254,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(
         prog="python -m script.export", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="log folders or files")
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        type=Path,
+        metavar="SRC",
+        help="log folders or files: a folder is searched for the service's log files "
+        f"({logfiles.GLOB}), a file is read whatever its name",
+    )
     parser.add_argument("--out", required=True, type=Path, metavar="DATASET", help="dataset dir")
     return parser
 

@@ -1,11 +1,13 @@
 """Synthetic event logs with known effects, for the exporter's and the report's tests and benches.
 
-The lines follow DESIGN.md exactly and land where the service writes them:
-``<root>/recommender-<i>/events-<pid>.jsonl`` plus rotated ``.1``, ``.2``, ... (``.1`` the newest
-rotated part, as Python's RotatingFileHandler names them). Per-track listening time is
+The lines are encoded by the event contract (`botify.event`), users get their arm from the
+service's hash (`botify.experiments.bucket`), and files are named and rotated as the service does
+(`botify.logfiles`): ``<root>/recommender-<i>/events-<pid>.jsonl`` plus rotated parts ``.1``,
+``.2``, ... (``.1`` the oldest, the live file the newest). Per-track listening time is
 ``uniform(0, 0.5) * effect[arm]`` (effects <= 2 keep it inside [0, 1]), so the true relative
 effect of an arm on ``time`` and ``mean_time_per_session`` is ``effect - 1``; sessions and tracks
-do not depend on the arm.
+do not depend on the arm. ``fallbacks`` sets, per arm, the share of ``next`` events logged with
+``"fallback": true``.
 
     python -m script.fake_logs --out DIR --users 10000 --events 3000000 --seed 1
 """
@@ -17,9 +19,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mmh3
 import numpy as np
 import pandas as pd
+
+from botify import logfiles
+from botify.event import Event, encode
+from botify.experiments import bucket
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -32,6 +37,7 @@ class FakeLogSpec:
     effects: dict[str, float] = field(default_factory=dict)  # arm -> factor on per-track time
     weights: tuple[float, ...] | None = None  # None: the service's salted hash; else a skew
     other_experiments: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    fallbacks: dict[str, float] = field(default_factory=dict)  # arm -> share of `next` events
     sessions_mean: float = 3.0
     tracks_mean: float = 8.0
     replicas: int = 2
@@ -40,9 +46,8 @@ class FakeLogSpec:
 
 
 def assign(users: np.ndarray, experiment: str, arms: tuple[str, ...]) -> np.ndarray:
-    """DESIGN.md's assignment: murmur3_32(str(user), seed=murmur3_32(name)) mod len(arms)."""
-    salt = mmh3.hash(experiment, signed=False)
-    buckets = [mmh3.hash(str(user), seed=salt, signed=False) % len(arms) for user in users]
+    """Each user's arm, by the service's own hash."""
+    buckets = [bucket(int(user), experiment, len(arms)) for user in users]
     return np.asarray(arms, dtype=object)[buckets]
 
 
@@ -92,6 +97,9 @@ def fake_events(spec: FakeLogSpec) -> pd.DataFrame:
     )
     for name, other_arms in spec.other_experiments.items():
         events["exp:" + name] = assign(users, name, other_arms)[user]
+    if spec.fallbacks:  # drawn last, so the other columns do not depend on it
+        rate = np.array([spec.fallbacks.get(a, 0.0) for a in arm])
+        events["fallback"] = (rng.uniform(size=len(user)) < rate) & ~is_last
     return events.sort_values("timestamp", kind="stable", ignore_index=True)
 
 
@@ -103,27 +111,38 @@ def _cumsum_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return total - offset
 
 
-def event_lines(events: pd.DataFrame, experiment: str, replica: str = "recommender-1") -> list[str]:
-    """The JSON lines of ``events`` as the service writes them (one per event)."""
+def to_events(events: pd.DataFrame, experiment: str, replica: str = "recommender-1") -> list[Event]:
+    """The rows of ``events`` as the service's `Event`s (one per row, in row order)."""
     others = [c for c in events.columns if c.startswith("exp:")]
-    out = []
-    columns = [events[c].tolist() for c in ("message", "timestamp", "user", "track", "time")]
-    latency, recommendation, arm = (
-        events[c].tolist() for c in ("latency", "recommendation", "arm")
-    )
-    other_values = [events[c].tolist() for c in others]
-    for i, (message, ts, user, track, listened) in enumerate(zip(*columns, strict=True)):
-        rec = "null" if recommendation[i] < 0 else recommendation[i]
-        exps = f'"{experiment}": "{arm[i]}"' + "".join(
-            f', "{name[4:]}": "{values[i]}"'
-            for name, values in zip(others, other_values, strict=True)
+    arms = [events["arm"].tolist()] + [events[c].tolist() for c in others]
+    names = [experiment] + [c.removeprefix("exp:") for c in others]
+    fallback = events["fallback"].tolist() if "fallback" in events else [False] * len(events)
+    columns = ("message", "timestamp", "user", "track", "time", "latency", "recommendation")
+    values = [events[c].tolist() for c in columns]
+    return [
+        Event(
+            message=message,
+            timestamp=timestamp,
+            user=user,
+            track=track,
+            time=listened,
+            latency=latency,
+            recommendation=None if recommendation < 0 else recommendation,
+            experiments={name: arm[i] for name, arm in zip(names, arms, strict=True)},
+            replica=replica,
+            fallback=fallback[i],
         )
-        out.append(
-            f'{{"message": "{message}", "timestamp": {ts}, "user": {user}, "track": {track}, '
-            f'"time": {listened}, "latency": {latency[i]}, "recommendation": {rec}, '
-            f'"experiments": {{{exps}}}, "replica": "{replica}"}}'
+        for i, (message, timestamp, user, track, listened, latency, recommendation) in enumerate(
+            zip(*values, strict=True)
         )
-    return out
+    ]
+
+
+def event_lines(
+    events: pd.DataFrame, experiment: str, replica: str = "recommender-1"
+) -> list[bytes]:
+    """The log lines of ``events`` as the service writes them (one per event, newline included)."""
+    return [encode(event) for event in to_events(events, experiment, replica)]
 
 
 def write_logs(
@@ -142,10 +161,12 @@ def write_logs(
         lines = event_lines(part, experiment, replica)
         size = lines_per_file or max(len(lines), 1)
         pieces = [lines[i : i + size] for i in range(0, len(lines), size)]
-        base = folder / f"events-{1000 + worker}.jsonl"
-        for age, piece in enumerate(reversed(pieces)):  # newest piece is the live file
-            path = base if age == 0 else base.with_name(f"{base.name}.{age}")
-            path.write_text("\n".join(piece) + "\n")
+        live = folder / logfiles.live_name(1000 + worker)
+        # oldest piece first: .1, .2, ..., and the newest is the live file
+        names = [logfiles.rotated_name(live.name, k) for k in range(1, len(pieces))] + [live.name]
+        for name, piece in zip(names, pieces, strict=True):
+            path = folder / name
+            path.write_bytes(b"".join(piece))
             written.append(path)
     return written
 

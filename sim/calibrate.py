@@ -51,11 +51,13 @@ class Effect:
 
 
 def effect(treatment: np.ndarray, control: np.ndarray) -> Effect:
-    """Difference of means in % of the control mean, 95 % Welch (normal) interval."""
-    diff = treatment.mean() - control.mean()
-    se = np.sqrt(treatment.var(ddof=1) / len(treatment) + control.var(ddof=1) / len(control))
-    base = control.mean() / 100.0
-    return Effect(diff / base, (diff - 1.96 * se) / base, (diff + 1.96 * se) / base)
+    """Difference of means in % of the control mean, with the A/B report's 95 % Welch interval."""
+    from script.ab.stats import SampleMean, WelchTest  # the report's statistics, one definition
+
+    test = WelchTest(SampleMean.of(control), SampleMean.of(treatment))
+    low, high = test.confidence_interval
+    base = test.control.mean / 100.0
+    return Effect(test.diff / base, low / base, high / base)
 
 
 def run_agents(

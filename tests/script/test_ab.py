@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import namedtuple
 
 import mmh3
@@ -236,3 +238,223 @@ def test_cli_empty_data(tmp_path, capsys):
     pq.write_table(export.empty_table(), empty / export.DATA_FILE)  # the schema, zero rows
     assert ab.main(["--data", str(empty), "--experiment", "AB", "--out", str(tmp_path)]) == 1
     assert "has no events" in capsys.readouterr().err
+
+
+def test_fallback_rate_counts_next_events_only():
+    events = small_events()
+    events["fallback"] = False
+    events.loc[[0, 2, 9], "fallback"] = True  # C next, C next, T1 next
+    events.loc[1, "fallback"] = True  # a `last`: not an answer, not counted
+    rates = ab.fallback_rates(events)
+    assert {arm: (r.next_events, r.fallback_events) for arm, r in rates.items()} == {
+        "C": (5, 2),
+        "T1": (4, 1),
+    }
+    assert rates["C"].rate == pytest.approx(0.4) and rates["T1"].rate == pytest.approx(0.25)
+    only_last = pd.DataFrame({"arm": ["C"], "message": ["last"], "fallback": [False]})
+    assert ab.fallback_rates(only_last)["C"].rate is None
+
+
+@pytest.fixture(scope="module")
+def fallback_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fallback")
+    spec = FakeLogSpec(users=300, arms=("C", "T1", "T2"), fallbacks={"T1": 0.2, "T2": 0.01}, seed=4)
+    events = fake_events(spec)
+    write_logs(events, root / "logs", "AB")
+    export.export([root / "logs"], root / "ds")
+    return root / "ds", events
+
+
+def test_report_shows_each_arms_fallback_rate_and_warns_when_high(fallback_dataset, tmp_path):
+    dataset, events = fallback_dataset
+    assert ab.main(["--data", str(dataset), "--experiment", "AB", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    nexts = events[events["message"] == "next"]
+    for arm in ("C", "T1", "T2"):
+        mine = nexts[nexts["arm"] == arm]
+        assert report["fallback"][arm] == {
+            "next_events": len(mine),
+            "fallback_events": int(mine["fallback"].sum()),
+            "rate": pytest.approx(mine["fallback"].mean()),
+        }
+    assert report["fallback"]["C"]["fallback_events"] == 0
+    assert 0.15 < report["fallback"]["T1"]["rate"] < 0.25
+    warned = [w for w in report["warnings"] if "fallback" in w]
+    assert len(warned) == 1 and warned[0].startswith("T1: ")
+    markdown = (tmp_path / "report.md").read_text()
+    t1 = report["fallback"]["T1"]
+    assert (
+        f"| T1 | {t1['next_events']:,} | {t1['fallback_events']:,} | {100 * t1['rate']:.2f} % |"
+        in markdown
+    )
+
+
+def test_a_dataset_without_fallback_reads_as_none(dataset, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    table = pq.read_table(dataset / export.DATA_FILE).drop_columns(["fallback"])
+    pq.write_table(table, old / export.DATA_FILE)
+    report = ab.build_report(old, "AB")
+    assert {r.fallback_events for r in report.fallback.values()} == {0}
+    assert report.effects == ab.build_report(dataset, "AB").effects
+
+
+def test_ceiling_from_sessions_uses_the_reports_user_metrics():
+    ceiling = ab.ceiling_from_sessions(
+        {
+            "oracle": ([1, 1, 2], [1.0, 2.0, 3.0], [2, 4, 6]),
+            "random": ([1, 2, 2, 2], [0.5, 0.1, 0.2, 0.3], [1, 1, 2, 3]),
+        }
+    )
+    # oracle: user 1 = 2 sessions, time 3, tracks 6; user 2 = 1 session, time 3, tracks 6
+    assert ceiling["agents"]["oracle"] == pytest.approx(
+        {
+            "time": 3.0,
+            "sessions": 1.5,
+            "mean_tracks_per_session": 4.5,
+            "mean_time_per_session": 2.25,
+        }
+    )
+    assert ceiling["agents"]["random"]["mean_time_per_session"] == pytest.approx((0.5 + 0.2) / 2)
+    assert ceiling["sessions"] == 3
+    assert ceiling["counts"] == {
+        "oracle": {"sessions": 3, "users": 2},
+        "random": {"sessions": 4, "users": 2},
+    }
+    json.dumps(ceiling)  # plain JSON types
+
+
+def test_ceiling_from_sessions_equals_user_metrics_of_the_same_sessions():
+    rng = np.random.default_rng(8)
+    users = rng.integers(0, 30, 200)
+    tracks = rng.integers(1, 9, 200)
+    rows = []
+    for session, (user, n) in enumerate(zip(users, tracks, strict=True)):
+        times = rng.uniform(0, 1, n)
+        for i in range(n):
+            message = "last" if i == n - 1 else "next"
+            rows.append((user, "C", session * 100 + i, message, times[i], 0.001))
+    events = pd.DataFrame(rows, columns=["user", "arm", "timestamp", "message", "time", "latency"])
+    per_session = events.groupby(events["timestamp"] // 100)["time"].sum().to_numpy()
+    ceiling = ab.ceiling_from_sessions({"x": (users, per_session, tracks)})
+    metrics = ab.user_metrics(events)
+    for name, value in ceiling["agents"]["x"].items():
+        assert value == pytest.approx(metrics[name].mean(), rel=1e-12), name
+
+
+def write_ceiling(path, **agents) -> str:
+    path.write_text(json.dumps({"sessions": 500, "agents": agents}))
+    return str(path)
+
+
+def test_report_with_a_ceiling(dataset, tmp_path, capsys):
+    ceiling = write_ceiling(
+        tmp_path / "ceiling.json",
+        oracle={"mean_time_per_session": 10.0, "mean_tracks_per_session": 12.0, "time": "x"},
+        random={"mean_time_per_session": 0.5, "mean_tracks_per_session": 8.0, "time": 1.0},
+    )
+    out = tmp_path / "report"
+    args = ["--data", str(dataset), "--experiment", "AB", "--out", str(out)]
+    assert ab.main([*args, "--ceiling", ceiling]) == 0
+    report = json.loads((out / "report.json").read_text())
+    rows = {(r["arm"], r["metric"]): r for r in report["ceiling"]["rows"]}
+    assert [k for k in rows if k[1] == "mean_time_per_session"] == [
+        ("random", "mean_time_per_session"),
+        ("C", "mean_time_per_session"),
+        ("T1", "mean_time_per_session"),
+        ("T2", "mean_time_per_session"),
+        ("oracle", "mean_time_per_session"),
+    ]
+    assert {k[1] for k in rows} == {"mean_time_per_session", "mean_tracks_per_session"}
+    summary = report["summaries"]["T1"]["mean_time_per_session"]
+    mean = summary["sum"] / summary["n"]
+    t1 = rows[("T1", "mean_time_per_session")]
+    assert t1["value"] == pytest.approx(mean)
+    assert t1["pct_of_oracle"] == pytest.approx(mean / 10 * 100)
+    assert t1["position_pct"] == pytest.approx((mean - 0.5) / 9.5 * 100)
+    effect = next(
+        e for e in report["effects"] if (e["arm"], e["metric"]) == ("T1", "mean_time_per_session")
+    )
+    assert t1["vs_control_pct"] == effect["effect_pct"]
+    assert rows[("C", "mean_time_per_session")]["vs_control_pct"] is None
+    assert rows[("oracle", "mean_tracks_per_session")]["position_pct"] == 100
+    assert rows[("random", "mean_tracks_per_session")]["position_pct"] == 0
+    assert any("oracle time = 'x' is not a number" in w for w in report["warnings"])
+    markdown = (out / "report.md").read_text()
+    assert "## Against the ceiling" in markdown and "![ceiling](ceiling.png)" in markdown
+    row = f"| T1 | mean_time_per_session | {mean:.3f} | {effect['effect_pct']:+.1f} % ["
+    assert (
+        row in markdown and f"| {mean * 10:.1f} % | {(mean - 0.5) / 9.5 * 100:.1f} % |" in markdown
+    )
+    assert (out / "ceiling.png").read_bytes()[:4] == b"\x89PNG"
+    assert "random -> oracle" in capsys.readouterr().out
+    # without --ceiling: the report as before, and no stale picture left behind
+    assert ab.main(args) == 0
+    assert json.loads((out / "report.json").read_text())["ceiling"] is None
+    assert "ceiling" not in (out / "report.md").read_text() and not (out / "ceiling.png").exists()
+
+
+def test_a_bad_ceiling_file_is_a_data_error(dataset, tmp_path, capsys):
+    args = ["--data", str(dataset), "--experiment", "AB", "--out", str(tmp_path)]
+    assert ab.main([*args, "--ceiling", str(tmp_path / "none.json")]) == 1
+    assert "cannot read the ceiling file" in capsys.readouterr().err
+    only_oracle = write_ceiling(tmp_path / "c.json", oracle={"time": 1.0})
+    assert ab.main([*args, "--ceiling", only_oracle]) == 1
+    assert "missing random" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory, dataset, effect_events):
+    root = tmp_path_factory.mktemp("days")
+    middle = int(effect_events["timestamp"].median())
+    base = ["--data", str(dataset), "--experiment", "AB"]
+    assert ab.main([*base, "--out", str(root / "day1"), "--until", str(middle)]) == 0
+    assert ab.main([*base, "--out", str(root / "day2"), "--since", str(middle)]) == 0
+    return root / "day1", root / "day2"
+
+
+def test_days_picture_and_table(two_days, tmp_path):
+    paths = ab.write_days(list(two_days), tmp_path, labels=["mon", "tue"])
+    assert paths["days.png"].read_bytes()[:4] == b"\x89PNG"
+    markdown = paths["days.md"].read_text()
+    for label, folder in zip(("mon", "tue"), two_days, strict=True):
+        report = json.loads((folder / "report.json").read_text())
+        t1 = next(
+            e
+            for e in report["effects"]
+            if (e["arm"], e["metric"]) == ("T1", "mean_time_per_session")
+        )
+        users = t1["treatment_users"]
+        expected = (
+            f"| {label} | T1 | {users:,} | {t1['treatment_mean']:.3f} | {t1['effect_pct']:+.1f} | "
+            f"[{t1['lower_pct']:+.1f}, {t1['upper_pct']:+.1f}] |"
+        )
+        assert expected in markdown
+        assert (
+            f"| {label} | C | {t1['control_users']:,} | {t1['control_mean']:.3f} | control |"
+            in markdown
+        )
+
+
+def test_days_cli(two_days, tmp_path, capsys):
+    args = ["days", "--report", *map(str, two_days), "--out", str(tmp_path)]
+    assert ab.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("T2") == 2 and "days.png" in out
+    assert ab.main([*args, "--label", "only-one"]) == 1
+    assert "1 label(s) for 2 report(s)" in capsys.readouterr().err
+    assert ab.main(["days", "--report", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 1
+    assert "cannot read the day report" in capsys.readouterr().err
+    assert ab.main([*args, "--metric", "nope"]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        ab.main(["days", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+
+
+def test_python_dash_m_runs(two_days, tmp_path):
+    argv = ["days", "--report", str(two_days[0]), "--out", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "script.ab", *argv], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "days.png").exists()

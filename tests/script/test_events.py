@@ -1,12 +1,18 @@
-"""Line validation: the fast (pyarrow) and slow (json.loads) paths accept exactly the same lines."""
+"""Line validation: the fast (pyarrow) and slow (botify.event.decode) paths accept exactly the
+same lines, and what the service's encoder writes is read back unchanged."""
 
 from __future__ import annotations
 
 import json
+import math
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from script.events import _parse_slowly, parse_chunk
+from botify.event import ARROW_SCHEMA, Event, decode, encode
+from script.events import _parse_slowly, conform, parse_chunk
 
 GOOD = {
     "message": "next",
@@ -35,10 +41,13 @@ ACCEPTED = {
     "last with null recommendation": line(message="last", recommendation=None),
     "integer time": line(time=1),
     "no experiments logged": line(experiments={}),
-    "extra field": line(fallback=True),
+    "fallback true": line(fallback=True),
+    "null fallback reads as absent (false)": line(fallback=None),
     "extra nested field": line(debug={"a": [1, 2]}),
     "null arm reads as not logged": line(experiments={"AB": None}),
     "missing recommendation reads as null": line(recommendation=...),
+    "user -0 is 0": replaced('"user": 7', '"user": -0'),
+    "largest int64": line(user=2**63 - 1),
 }
 
 REJECTED = {
@@ -65,6 +74,16 @@ REJECTED = {
     "recommendation as float": line(recommendation=4.5),
     "duplicate key": replaced('"user": 7', '"user": 7, "user": 8'),
     "invalid utf-8": line()[:-3] + b'\xff"}',
+    "duplicate arm": replaced('"AB": "T1"', '"AB": "T1", "AB": "C"'),
+    "empty experiment name": line(experiments={"": "C"}),
+    "fallback not a bool": line(fallback=1),
+    "fallback as string": line(fallback="true"),
+    "timestamp in exponent form": replaced("1767225600000", "1.7672256e12"),
+    "null message": line(message=None),
+    "null replica": line(replica=None),
+    "null experiments": line(experiments=None),
+    "latency out of float range": replaced('"latency": 0.0012', '"latency": 1e400'),
+    "two objects on a line": line() + b" " + line(),
 }
 
 
@@ -91,11 +110,12 @@ def test_values_and_experiment_columns():
     assert parsed.fast
     assert parsed.table.column_names == [
         "message", "timestamp", "user", "track", "time", "latency", "recommendation", "replica",
-        "exp_AB", "exp_COLLECT",
+        "fallback", "exp_AB", "exp_COLLECT",
     ]  # fmt: skip
     assert parsed.table.to_pylist()[1] == {
         **{k: v for k, v in GOOD.items() if k != "experiments"},
         "user": 8,
+        "fallback": False,
         "exp_AB": "C",
         "exp_COLLECT": None,
     }
@@ -107,7 +127,7 @@ def test_a_bad_line_sets_aside_only_itself_with_its_number_and_reason():
     assert not parsed.fast
     assert parsed.table["user"].to_pylist() == [1, 3]
     assert [(b.line, b.reason) for b in parsed.bad] == [
-        (102, "time is not finite"),
+        (102, "not valid JSON (JSON is malformed: invalid character (byte 80))"),
         (104, parsed.bad[1].reason),
     ]
     assert parsed.bad[1].reason.startswith("not valid JSON")
@@ -116,3 +136,114 @@ def test_a_bad_line_sets_aside_only_itself_with_its_number_and_reason():
 
 def test_blank_input():
     assert parse_chunk(b"\n \n").table.num_rows == 0
+
+
+def test_reasons_are_the_contracts():
+    reasons = {
+        name: _parse_slowly([REJECTED[name]], "f", 1).bad[0].reason
+        for name in ("message unknown", "user as float", "negative track", "duplicate key")
+    }
+    assert reasons == {
+        "message unknown": "Invalid enum value 'skip' - at `$.message`",
+        "user as float": "Expected `int`, got `float` - at `$.user`",
+        "negative track": "Expected `int` >= 0 - at `$.track`",
+        "duplicate key": "not valid JSON (duplicate key)",
+    }
+
+
+def test_fallback_kept_and_defaults_to_false():
+    chunk = b"\n".join([line(fallback=True), line(), line(fallback=None), line(fallback=False)])
+    for parsed in (parse_chunk(chunk), _parse_slowly(chunk.split(b"\n"), "x", 1)):
+        assert parsed.table["fallback"].to_pylist() == [True, False, False, False]
+        assert parsed.table.schema.field("fallback").type == ARROW_SCHEMA.field("fallback").type
+
+
+def test_conform_fills_a_dataset_written_before_fallback_existed():
+    old = ARROW_SCHEMA.empty_table().drop_columns(["fallback"])
+    assert conform(old).schema == ARROW_SCHEMA
+    rows = parse_chunk(line() + b"\n").table.drop_columns(["fallback"])
+    assert conform(rows)["fallback"].to_pylist() == [False]
+
+
+# Property tests: random events, then random damage to one field.
+names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)
+ints = st.integers(0, 2**63 - 1) | st.sampled_from([0, 2**63 - 1])
+fractions = st.floats(0.0, 1.0) | st.sampled_from([0.0, 1.0, 1e-300])
+events = st.builds(
+    Event,
+    message=st.sampled_from(["next", "last"]),
+    timestamp=ints,
+    user=ints,
+    track=ints,
+    time=fractions,
+    latency=st.floats(0.0, 1e6) | st.sampled_from([0.0, 5e-324]),
+    recommendation=st.none() | ints,
+    experiments=st.dictionaries(names.filter(bool), names, max_size=3),
+    replica=names,
+    fallback=st.booleans(),
+)
+WEIRD = st.sampled_from(
+    [None, -1, -0.0, 0.5, 1.5, 2**63, 2**64, -(2**63), "7", "next", True, False, [], {}, 1e300]
+) | st.floats(allow_nan=True, allow_infinity=True)
+FIELDS = [*Event.__struct_fields__, "extra"]
+
+
+def damaged(event: Event, field: str | None, value: object, drop: bool) -> bytes:
+    data = msgspec.to_builtins(event)
+    if field is not None:
+        if drop:
+            data.pop(field, None)
+        elif field == "experiments" and data["experiments"] and not isinstance(value, dict):
+            data["experiments"][next(iter(data["experiments"]))] = value  # damage one arm
+        else:
+            data[field] = value
+    return json.dumps(data).encode()  # NaN and Infinity come out as JSON would never write them
+
+
+def verdicts(raw: bytes):
+    fast = parse_chunk(raw + b"\n", "f", 1)
+    slow = _parse_slowly([raw], "f", 1)
+    return fast, slow
+
+
+@settings(max_examples=120, deadline=None)
+@given(events, st.none() | st.sampled_from(FIELDS), WEIRD, st.booleans())
+def test_both_paths_agree_on_damaged_lines(event, field, value, drop):
+    raw = damaged(event, field, value, drop)
+    fast, slow = verdicts(raw)
+    assert [b.reason for b in fast.bad] == [b.reason for b in slow.bad]
+    assert fast.table.to_pylist() == slow.table.to_pylist()
+    assert fast.table.num_rows + len(fast.bad) == 1
+
+
+@settings(max_examples=120, deadline=None)
+@given(events, st.none() | st.sampled_from(FIELDS), WEIRD, st.booleans())
+def test_readers_follow_the_contract_up_to_null_reads_as_absent(event, field, value, drop):
+    """Where no field is null or absent, the reader accepts a line iff botify.event.decode does."""
+    raw = damaged(event, field, value, drop)
+    if value is None or drop or field == "extra":
+        return
+    try:
+        decode(raw)
+        contract_accepts = True
+    except msgspec.DecodeError:
+        contract_accepts = False
+    fast, _ = verdicts(raw)
+    assert (fast.table.num_rows == 1) == contract_accepts
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(events, min_size=1, max_size=20))
+def test_what_the_service_writes_reads_back_unchanged(batch):
+    chunk = b"".join(encode(event) for event in batch)
+    parsed = parse_chunk(chunk)
+    assert parsed.bad == []
+    assert parsed.fast or b"NaN" in chunk or b"Infinity" in chunk  # those go slow, see parse_chunk
+    for row, event in zip(parsed.table.to_pylist(), batch, strict=True):
+        expected = msgspec.to_builtins(event)
+        experiments = expected.pop("experiments")
+        arms = {k.removeprefix("exp_"): v for k, v in row.items() if k.startswith("exp_")}
+        assert {k: v for k, v in arms.items() if v is not None} == experiments
+        got = {k: row[k] for k in expected}
+        assert got == expected
+        assert math.copysign(1, got["time"]) == math.copysign(1, event.time)

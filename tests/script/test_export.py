@@ -23,7 +23,7 @@ def events() -> pd.DataFrame:
 @pytest.fixture
 def logs(tmp_path, events) -> Path:
     root = tmp_path / "logs"
-    write_logs(events, root, "AB", lines_per_file=40)
+    write_logs(events, root, "AB", lines_per_file=30)
     return root
 
 
@@ -31,13 +31,33 @@ def read(dataset: Path) -> pd.DataFrame:
     return pd.read_parquet(dataset)
 
 
-def test_rotated_files_are_found_oldest_first(logs):
+def test_rotated_files_are_found_oldest_first(logs, events):
     files = export.find_log_files([logs])
     names = [p.name for p in files if p.parent.name == "recommender-1" and "1000" in p.name]
-    rotated = sorted((n for n in names if n != "events-1000.jsonl"), key=lambda n: -int(n[-1]))
-    assert names == [*rotated, "events-1000.jsonl"]
+    parts = len(names) - 1
+    assert parts >= 10  # .10 must sort after .9, not after .1
+    assert names == [f"events-1000.jsonl.{k}" for k in range(1, parts + 1)] + ["events-1000.jsonl"]
+    # the oldest part holds the worker's first lines, the live file its last
+    worker = events[events["worker"] == 0]
+    first = json.loads((logs / "recommender-1" / names[0]).read_bytes().split(b"\n")[0])
+    last = json.loads((logs / "recommender-1" / names[-1]).read_bytes().splitlines()[-1])
+    assert first["timestamp"] == worker["timestamp"].iloc[0]
+    assert last["timestamp"] == worker["timestamp"].iloc[-1]
     (logs / "recommender-1" / "notes.txt").write_text("not a log")
+    (logs / "recommender-1" / "events-1000.jsonl.bak").write_text("not a log")
     assert export.find_log_files([logs]) == files
+
+
+def test_files_named_explicitly_are_read_whatever_their_name(tmp_path):
+    course = tmp_path / "data.json"  # the course's own log file
+    course.write_bytes(line(user=1) + b"\n" + line(user=2) + b"\n")
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "data.json").write_bytes(line(user=3) + b"\n")  # in a folder: not a log name
+    (folder / "events-5.jsonl").write_bytes(line(user=4) + b"\n")
+    assert export.find_log_files([folder, course]) == [course, folder / "events-5.jsonl"]
+    summary = export.export([course, folder], tmp_path / "ds")
+    assert summary.files == 2 and sorted(read(tmp_path / "ds")["user"]) == [1, 2, 4]
 
 
 def test_export_keeps_every_event_once_with_the_fixed_schema(logs, tmp_path, events):
@@ -52,7 +72,7 @@ def test_export_keeps_every_event_once_with_the_fixed_schema(logs, tmp_path, eve
     assert [(f.name, str(f.type)) for f in schema] == [
         ("message", "string"), ("timestamp", "int64"), ("user", "int64"), ("track", "int64"),
         ("time", "double"), ("latency", "double"), ("recommendation", "int64"),
-        ("replica", "string"), ("exp_AB", "string"),
+        ("replica", "string"), ("fallback", "bool"), ("exp_AB", "string"),
     ]  # fmt: skip
     assert data["timestamp"].is_monotonic_increasing
     expected = events.sort_values(["timestamp", "user"], ignore_index=True)
@@ -105,7 +125,7 @@ def test_bad_and_duplicated_lines(tmp_path):
     assert summary.duplicates == 2 and summary.bad_lines == 2
     quarantined = [json.loads(x) for x in (out / export.QUARANTINE).read_text().splitlines()]
     assert [(q["line"], q["reason"]) for q in quarantined] == [
-        (3, "message is not 'next' or 'last'"),
+        (3, "Invalid enum value 'skip' - at `$.message`"),
         (4, quarantined[1]["reason"]),
     ]
     assert quarantined[0]["source"].endswith("events-9.jsonl")

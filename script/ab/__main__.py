@@ -1,0 +1,5 @@
+import sys
+
+from script.ab.cli import main
+
+sys.exit(main())
