@@ -339,11 +339,19 @@ def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
     # 6. export -> the A/B report of every A/B day (the last one in report/)
     events = run_dir / "data" / "all"
     export("all", run_dir / "pull" / "all", events)
+    reports = []
     for day, since, until in windows:
         out = run_dir / "report" if day == windows[-1][0] else run_dir / "reports" / f"day{day}"
+        ceiling = run_dir / f"ceiling-day{day}.json"
         runner.run(f"report-day{day}", args(
             "-m", "script.ab", "--data", events, "--experiment", experiment, "--out", out,
-            "--alpha", ab["alpha"], "--since", since, "--until", until))  # fmt: skip
+            "--alpha", ab["alpha"], "--since", since, "--until", until,
+            *(["--ceiling", ceiling] if ceiling.exists() else [])))  # fmt: skip
+        reports.append(out)
+    if len(reports) > 1:  # each arm's metric per day, with intervals
+        runner.run("days", args("-m", "script.ab", "days", "--report", *reports,
+                                "--label", *(f"day {d}" for d, _, _ in windows),
+                                "--out", run_dir / "report"))  # fmt: skip
 
     last = days[-1]
     manifest = {

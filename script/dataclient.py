@@ -57,7 +57,7 @@ def list_containers(run: Runner, project: str | None = None) -> dict[int, str]:
     if project:
         command += ["--filter", f"label=com.docker.compose.project={project}"]
     command += ["--format", '{{.Names}}\t{{.Label "com.docker.compose.container-number"}}']
-    containers = {}
+    containers: dict[int, str] = {}
     for line in run(command).splitlines():
         if not line.strip():
             continue

@@ -46,20 +46,14 @@ def run(population: Population, seed: int, processes: int, sessions: int, day: i
     return out
 
 
-def user_means(result: SessionResults) -> dict[str, float]:
-    """Means over users of the report's per-user metrics, a session counted as the log has it:
-    the first track's event (time 1.0) plus one event per recommended track."""
-    times, tracks = result.time + 1.0, result.tracks + 1.0
-    users, inverse = np.unique(result.user, return_inverse=True)
-    sessions = np.bincount(inverse)
-    total_time = np.bincount(inverse, weights=times)
-    total_tracks = np.bincount(inverse, weights=tracks)
-    return {
-        "time": float(total_time.mean()),
-        "sessions": float(sessions.mean()),
-        "mean_tracks_per_session": float((total_tracks / sessions).mean()),
-        "mean_time_per_session": float((total_time / sessions).mean()),
-    }
+def ceiling(results: dict[str, SessionResults]) -> dict:
+    """The report's ceiling file (`script.ab.ceiling_from_sessions`), a session counted as the
+    service's log has it: the first track's event (time 1.0) plus one per recommended track."""
+    from script.ab import ceiling_from_sessions
+
+    return ceiling_from_sessions(
+        {a: (r.user, r.time + 1.0, r.tracks + 1) for a, r in results.items()}
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,12 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     population = Population(config.load_world(), config.user_model)
     results = run(population, ns.seed, ns.processes, ns.sessions)
-    report = {
-        "seed": ns.seed,
-        "processes": ns.processes,
-        "sessions": int(len(results["oracle"].user)),
-        "agents": {agent: user_means(r) for agent, r in results.items()},
-    }
+    report = {"seed": ns.seed, "processes": ns.processes, **ceiling(results)}
     ns.out.parent.mkdir(parents=True, exist_ok=True)
     ns.out.write_text(json.dumps(report, indent=2) + "\n")
     for agent, means in report["agents"].items():

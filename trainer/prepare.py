@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MESSAGES = ("next", "last")
+from botify.event import MESSAGES
+
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 
 

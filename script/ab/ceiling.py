@@ -21,6 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import ArrayLike
+
 from script.ab.errors import ReportError
 from script.ab.metrics import METRICS, users_from_sessions
 from script.ab.stats import Effect, SampleMean
@@ -28,7 +31,7 @@ from script.ab.stats import Effect, SampleMean
 REFERENCES = ("random", "oracle")
 
 
-def ceiling_from_sessions(agents: Mapping[str, tuple[Sequence, Sequence, Sequence]]) -> dict:
+def ceiling_from_sessions(agents: Mapping[str, tuple[ArrayLike, ArrayLike, ArrayLike]]) -> dict:
     """``{"oracle": (users, times, tracks), "random": (...)}``, one value per session each
     (the session's user, summed listening time, number of tracks) -> the ceiling file's dict."""
     result: dict = {"sessions": 0, "agents": {}, "counts": {}}
@@ -37,7 +40,7 @@ def ceiling_from_sessions(agents: Mapping[str, tuple[Sequence, Sequence, Sequenc
         result["agents"][name] = {
             metric: float(per_user[metric].mean()) for metric in METRICS if metric in per_user
         }
-        result["counts"][name] = {"sessions": len(users), "users": len(per_user)}
+        result["counts"][name] = {"sessions": int(np.size(users)), "users": len(per_user)}
     result["sessions"] = min((c["sessions"] for c in result["counts"].values()), default=0)
     return result
 
