@@ -303,3 +303,41 @@ def test_a_child_that_keeps_dying_is_restarted_with_back_off_then_given_up(
     gaps = [round(b - a, 2) for a, b in zip(restarts_at, restarts_at[1:], strict=False)]
     assert gaps == sorted(gaps) and gaps[-1] > gaps[0]  # a doubling back-off
     assert "recommender-1 exited with 3" in stack.gave_up
+
+
+def test_redis_password_from_the_environment_is_required_and_never_printed(
+    world_dir, sticky_experiments, tmp_path
+):
+    secret = "pw-" + os.urandom(8).hex()
+    env = {**os.environ, "BOTIFY_REDIS_PASSWORD": secret}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "botify.stack", "up", "--world", str(world_dir),
+         "--experiments", str(sticky_experiments), "--log-dir", str(tmp_path / "logs"),
+         "--replicas", "1", "--nginx", "off", "--port", "0", "--wait-for", "ready"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        url = cli.stdout.readline().split()[1]  # READY needs /ready: the replica authenticated
+        client = Client(url)
+        assert client.get("/ready") == 200
+        client.conn.request("GET", "/ready")
+        report = client.conn.getresponse().read().decode()
+        client.close()
+        redis_pid = next(
+            p for p in descendants(cli.pid)
+            if b"redis-server" in Path(f"/proc/{p}/cmdline").read_bytes()
+        )  # fmt: skip
+        port = int(Path(f"/proc/{redis_pid}/cmdline").read_bytes().split(b":")[-1].strip(b"\0"))
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).ping()
+        assert redis.Redis(port=port, password=secret).ping()
+        assert secret.encode() not in Path(f"/proc/{redis_pid}/cmdline").read_bytes()
+    finally:
+        cli.send_signal(signal.SIGTERM)
+        out, err = cli.communicate(timeout=30)
+    assert cli.returncode == 0
+    assert secret not in out + err + report
+    assert "127.0.0.1" not in report
+    for path in (tmp_path / "logs").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
