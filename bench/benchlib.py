@@ -62,3 +62,18 @@ def experiments_file(path: Path, recommender: str) -> Path:
         f"      - {{name: C, recommender: {recommender}}}\n"
     )
     return path
+
+
+def group_rss_bytes(pgids: list[int]) -> int:
+    """Resident memory of every live process in these process groups."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) in pgids:
+                total += int((entry / "statm").read_text().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
