@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import redis
 
+from botify.store import connect
 from botify.toplists import TopLists
 
 
@@ -28,7 +28,7 @@ def count_lines(path: Path) -> int:
 
 def deploy_random_lists(redis_url: str, users: int, tracks: int, k: int = 100) -> str:
     rng = np.random.default_rng(0)
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     lists = TopLists(client, "core")
     version, _ = lists.write(
         ((user, rng.choice(tracks, size=k, replace=False)) for user in range(users)),

@@ -16,6 +16,8 @@ import time
 
 import redis
 
+from botify.store import PASSWORD_ENV
+
 
 class RedisServerError(RuntimeError):
     """No redis-server binary, or it did not come up."""
@@ -52,9 +54,10 @@ class RedisServer:
     """A redis-server child process. Use as a context manager or call start()/stop().
 
     `port` may be fixed so that a restarted server comes back at the same address
-    (the fault-injection tests stop and start it under traffic). With `password` it requires
-    AUTH; the password goes into a config file in the server's private directory, never onto
-    its command line (visible to every user in `ps`) nor into `url`.
+    (the fault-injection tests stop and start it under traffic). With a password (`password`,
+    else $BOTIFY_REDIS_PASSWORD, the variable every client of `botify.store.connect` reads; ""
+    for none) it requires AUTH; the password goes into a config file in the server's private
+    directory, never onto its command line (visible to every user in `ps`) nor into `url`.
     """
 
     def __init__(
@@ -67,6 +70,8 @@ class RedisServer:
         self.host = host
         self.port = port or free_port(host)
         self.maxmemory = maxmemory
+        if password is None:
+            password = os.environ.get(PASSWORD_ENV)
         self.password = password or None
         self._proc: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import redis
 
 from botify.redis_server import RedisServer
+from botify.store import PASSWORD_ENV
+
+# Hermetic: the tests' Redis servers and clients run without a password unless a test sets one.
+os.environ.pop(PASSWORD_ENV, None)
 
 
 @pytest.fixture(scope="session")
