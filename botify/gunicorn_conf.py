@@ -8,8 +8,9 @@ file holds the policy:
   forked workers copy-on-write, not rebuilt per worker.
 - gthread workers (`botify.worker.BufferedThreadWorker`): HTTP keep-alive (a sync worker closes
   every connection) while a worker waits on Redis in one thread and parses the next request in
-  another; each request is read whole by the worker's event loop before a thread takes it, so slow
-  or half-finished clients cannot hold the threads, and gunicorn's protocol errors are JSON.
+  another; a thread never waits for a request that is still arriving (it goes back to the event
+  loop until it is whole), so slow or half-finished clients cannot hold the threads, and
+  gunicorn's protocol errors are JSON.
   Measured in docs/stack.md.
 - TCP_NODELAY: gunicorn sets it on the listening socket and Linux copies it to every accepted one,
   so a response written in two pieces is not held back 40 ms by Nagle + delayed ACK; the keep-alive

@@ -1,24 +1,25 @@
-"""The replicas' gunicorn worker: gthread, except that a request is read whole before a thread
-takes it, and gunicorn's own protocol errors are JSON.
+"""The replicas' gunicorn worker: gthread, except that no thread ever blocks on a request that is
+still arriving, and gunicorn's own protocol errors are JSON.
 
-gunicorn's gthread hands a connection to a thread as soon as its first byte arrives; the thread
-then blocks reading the rest. Four clients that send headers announcing 100 bytes and then only
-`{` held all four threads of a replica, which answered nothing else (issue 11). Here the event
-loop (the worker's main thread) reads each request without blocking until its headers and its
-whole body (by Content-Length or chunked framing) are buffered, and only then submits it to the
-thread pool, where gunicorn's parser finds every byte it needs already in memory. A slow or
-half-finished client costs a buffered connection, never a thread. A request not complete within
-`BOTIFY_REQUEST_READ_TIMEOUT` seconds (10) of its first read is answered 408 and closed; one
-whose headers pass 64 KiB is 431, a body past 256 KiB is 413 (the service's own limits are far
-lower, see docs/service.md). Everything else (keep-alive, TCP_NODELAY, the thread pool, graceful
-shutdown) is gunicorn's gthread unchanged.
+gunicorn's gthread hands a connection to a thread as soon as its first byte arrives (and for up
+to 5 s before that, in the thread); the thread then blocks reading the rest. Four clients that
+send headers announcing 100 bytes and then only `{` held all four threads of a replica, which
+answered nothing else (issue 11). Here a thread reads only what has arrived (one non-blocking
+`recv`) and checks whether the request is whole: headers and the whole body, by Content-Length
+or chunked framing. If it is, gunicorn's parser, unchanged, parses it from memory and the request
+is served as before. If not, the connection goes back to gthread's event loop (its `_DEFER` path)
+until more bytes arrive, so a slow or half-finished client costs a waiting connection, never a
+thread. A request not whole within `BOTIFY_REQUEST_READ_TIMEOUT` seconds (10) of its first read
+is answered 408 and closed; headers past 64 KiB are 431, a body past 256 KiB is 413 (the
+service's own limits are far lower, see docs/service.md). Keep-alive, TCP_NODELAY, the thread
+pool and graceful shutdown are gthread's.
 
 The completeness check only decides when to stop waiting; gunicorn's parser still parses and
 validates every request. Where the check cannot make sense of the framing it hands the request
-over at once and lets the parser reject it.
+on at once and lets the parser reject it.
 
-Relies on gthread's internals (`enqueue_req`, `TConn`, the poller), hence the gunicorn pin in
-pyproject.toml.
+Relies on gthread's internals (`handle`, `_DEFER`, `pending_conns`, `TConn`), hence the gunicorn
+pin in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -27,13 +28,11 @@ import contextlib
 import errno
 import json
 import os
-import selectors
 import time
-from functools import partial
 
 from gunicorn import util
 from gunicorn.http import errors
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 HEADER_LIMIT = 64 * 1024
 BODY_LIMIT = 256 * 1024  # nginx's client_max_body_size; MAX_BATCH_BYTES (128 KiB) fits
@@ -147,26 +146,36 @@ def protocol_error_status(exc: BaseException) -> int:
 
 
 class BufferedThreadWorker(ThreadWorker):
-    """gthread that buffers each request in its event loop first; see the module docstring."""
+    """gthread that never blocks a thread on a request still arriving; see the module docstring."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # Connections whose request is still arriving -> deadline. One fixed timeout from the
-        # first read, so insertion order is deadline order.
-        self.reading: dict = {}
-
-    def enqueue_req(self, conn):
+    def handle(self, conn):  # in a pool thread
         if self.cfg.is_ssl:
-            return super().enqueue_req(conn)
+            return super().handle(conn)
+        try:
+            verdict = self._read_request(conn)
+        except Exception:
+            self.log.exception("Error reading a request")
+            return False
+        if verdict is True:
+            return super().handle(conn)  # the parser finds the whole request buffered
+        return verdict  # _DEFER: back to the event loop until more arrives; False: close
+
+    def _read_request(self, conn):
+        """Read what has arrived without blocking: True when the request is complete, _DEFER
+        to wait for more in the event loop, False (after answering, if anyone is there) to
+        close the connection."""
         if not conn.initialized:
             conn.init()  # plain HTTP: only creates the parser, no I/O
             conn.continued = False
+            conn.read_deadline = None
+        if conn.read_deadline is None:
+            conn.read_deadline = time.monotonic() + READ_TIMEOUT
         if conn.sock.gettimeout() != 0.0:  # new connections are blocking, kept-alive ones not
             conn.sock.setblocking(False)
         buffer = conn.parser.unreader.buf
         buffer.seek(0, os.SEEK_END)
         # One read per readiness event: a request from nginx arrives in one piece, and more
-        # pieces (a slow client) come back through the poller.
+        # pieces (a slow client) come back through the event loop.
         closed = False
         try:
             chunk = conn.sock.recv(_RECV)
@@ -181,55 +190,46 @@ class BufferedThreadWorker(ThreadWorker):
         if status is not None:
             return self._reject(conn, status)
         if state == COMPLETE:
-            if self.reading:
-                self._stop_reading(conn)
+            conn.read_deadline = None
             conn.continued = False
-            return super().enqueue_req(conn)  # the thread makes the socket blocking again
+            conn.data_ready = True  # gthread's own wait for a first byte is not needed
+            return True
         if closed:  # the client left with nothing or half a request: nobody to answer
-            return self._drop(conn)
+            return False
+        if not self.alive or time.monotonic() > conn.read_deadline:
+            return self._reject(conn, 408) if data else False
         # A client that sent `Expect: 100-continue` waits for this before its body. gunicorn sends
-        # it again when a thread takes the request: a client reads any number of 1xx answers.
+        # it again when it parses the request: a client reads any number of 1xx answers.
         end = data.find(b"\r\n\r\n")
         if end >= 0 and not conn.continued and b"100-continue" in data[:end].lower():
             conn.continued = True
-            try:
+            with contextlib.suppress(OSError):
                 conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-            except OSError:
-                return self._drop(conn)
-        if conn not in self.reading:
-            self.reading[conn] = time.monotonic() + READ_TIMEOUT
-            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
+        return _DEFER
 
-    def _readable(self, conn, _sock):
-        self.enqueue_req(conn)
-
-    def _stop_reading(self, conn) -> bool:
-        if self.reading.pop(conn, None) is None:
-            return False
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self.poller.unregister(conn.sock)
-        return True
-
-    def _drop(self, conn) -> None:
-        self._stop_reading(conn)
-        self.nr_conns -= 1
-        conn.close()
-
-    def _reject(self, conn, status: int) -> None:
+    @staticmethod
+    def _reject(conn, status: int) -> bool:
         with contextlib.suppress(OSError):
             util.write_nonblock(conn.sock, json_error(status, _REASONS[status], _MESSAGES[status]))
-        self._drop(conn)
+        return False
 
     def murder_pending(self):
-        super().murder_pending()
+        """Close waiting connections past their deadline: READ_TIMEOUT for a request that is
+        still arriving (408 if any of it came), gthread's keep-alive timeout otherwise."""
         now = time.monotonic()
-        for conn, deadline in list(self.reading.items()):
+        for conn in list(self.pending_conns):
+            deadline = conn.timeout
+            if getattr(conn, "read_deadline", None) is not None:
+                deadline = min(deadline, conn.read_deadline)
             if deadline > now and self.alive:
-                break
-            if conn.parser.unreader.buf.tell():
+                continue
+            self.pending_conns.remove(conn)
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.poller.unregister(conn.sock)
+            self.nr_conns -= 1
+            if conn.parser is not None and conn.parser.unreader.buf.tell():
                 self._reject(conn, 408)
-            else:
-                self._drop(conn)
+            conn.close()
 
     def _keepalive_after(self, conn, keepalive):
         # A body the app did not read is drained first; a malformed one cannot be: close.
