@@ -403,15 +403,6 @@ class LocalStack:
                 raise StackError(f"{pending} did not answer 200 in {self.ready_timeout:.0f} s")
             time.sleep(0.1)
 
-    def dead_children(self) -> list[str]:
-        """Children that exited without being asked to (kill_replica is asking)."""
-        with self._lock:
-            return [
-                c.name
-                for c in self._children()
-                if c.proc is not None and not c.alive and c.name not in self._expected_dead
-            ]
-
     def kill_replica(self, index: int) -> None:
         """SIGKILL replica `index` (master and workers), like `docker kill`."""
         child = self._replicas[index]
