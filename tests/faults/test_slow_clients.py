@@ -5,6 +5,7 @@ request is logged twice."""
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import time
 import urllib.parse
@@ -64,13 +65,18 @@ def test_slow_clients_do_not_hold_a_replica(fault_stack, slow_to, good_to):
     urls = {"replica": replica, "nginx": stack.url}
     started_ms = int(time.time() * 1000)
     first = {"replica": 50_000_000, "nginx": 51_000_000}[slow_to] + 100_000 * (good_to == "nginx")
+    # The same requests without slow clients first: on a machine other jobs overload, even they
+    # can miss 50 ms, and then only "no worse than twice that" is a fair bound.
+    baseline = p99(good_requests(urls[good_to], first + 50_000, 300))
     slow = open_slow(urllib.parse.urlsplit(urls[slow_to]).port, 64)
     try:
         time.sleep(0.2)  # all 64 are in before the good requests start
         latencies = good_requests(urls[good_to], first, 300)
         worst = p99(latencies)
-        print(f"slow to {slow_to}, good to {good_to}: p99 {worst * 1e3:.1f} ms")
-        assert worst <= 0.050
+        print(f"slow to {slow_to}, good to {good_to}: p99 {worst * 1e3:.1f} ms "
+              f"(without slow clients {baseline * 1e3:.1f} ms), "
+              f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        assert worst <= (0.050 if baseline <= 0.025 else 2 * baseline)
         if slow_to == "replica" and good_to == "replica":
             # Their time is up: a half-sent request gets a JSON 408, then the connection closes.
             kind, sock = slow[0]
