@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH  ?= service
 
-.PHONY: demo test lint format bench calibrate world stack clean
+.PHONY: demo test test-fast lint format bench calibrate world stack clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	@tools/system-packages.sh
 	$(PY) -m pytest $(ARGS)
+
+# The fast lane: no nginx, no gunicorn stacks, no RecBole, no full loop (markers: tests/conftest.py).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not stack and not trainer" $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.agents import DummyAgent, run_episode
-from sim.batch import BatchSimulator, OraclePolicy, RandomPolicy
+from sim.batch import BatchSimulator, OraclePolicy, RandomPolicy, run_key
 from sim.config import load_config
 from sim.env import RecEnv
 from sim.user_model import Population
@@ -49,17 +49,20 @@ def main() -> None:
     print(f"index warm-up: {len(np.unique(population.interests))} interests in "
           f"{time.perf_counter() - started:.1f} s (exact top-{population.index.depth} by inner product, once per world)")  # fmt: skip
 
-    rng = np.random.default_rng(0)
     random_rate = timed(
         "batched random (batch 4096)",
         lambda: (
-            BatchSimulator(population, rng, 4096).run(RandomPolicy(), args.random_sessions).steps
+            BatchSimulator(population, run_key(0), 4096)
+            .run(RandomPolicy(), args.random_sessions)
+            .steps
         ),
     )
     timed(
         "batched oracle (batch 1024)",
         lambda: (
-            BatchSimulator(population, rng, 1024).run(OraclePolicy(), args.oracle_sessions).steps
+            BatchSimulator(population, run_key(1), 1024)
+            .run(OraclePolicy(), args.oracle_sessions)
+            .steps
         ),
     )
 

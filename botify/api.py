@@ -114,7 +114,9 @@ def parse_step(service: Service, user: Any, body: Any, seed: Any, message: str) 
         raise Invalid(400, "track must be an integer")
     if track not in service.catalog:
         raise Invalid(400, f"track must be a catalog track id in 0..{len(service.catalog) - 1}")
-    if type(played) not in (int, float) or not math.isfinite(played) or not 0 <= played <= 1:
+    if not isinstance(played, int | float) or isinstance(played, bool):
+        raise Invalid(400, "time must be a finite number in [0, 1]")
+    if not math.isfinite(played) or not 0 <= played <= 1:
         raise Invalid(400, "time must be a finite number in [0, 1]")
     seed = check_seed(seed)
     return Step(message, user, track, float(played), service.new_seed() if seed is None else seed)
@@ -127,6 +129,11 @@ def read_seed_header() -> int | None:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or int(raw) >= MAX_SEED:
         raise Invalid(400, f"{SEED_HEADER} must be an integer in [0, 2**64)")
     return int(raw)
+
+
+def _json(payload: Any) -> Response:
+    """A 200 JSON answer, encoded by msgspec (the hot paths skip flask-restful's json.dumps)."""
+    return Response(_ENCODER.encode(payload), mimetype="application/json")
 
 
 class _ServiceResource(Resource):
@@ -180,9 +187,10 @@ class _PlayResource(_ServiceResource):
         except Invalid as error:
             abort(error.status, description=error.message)
         [outcome] = service.handle([step], [time.perf_counter() - started])
-        if self.message == "last":
-            return {"user": step.user}
-        return {"user": step.user, "track": outcome.recommendation}
+        answer: dict[str, int | None] = {"user": step.user}
+        if self.message == "next":
+            answer["track"] = outcome.recommendation
+        return _json(answer)
 
 
 class NextTrack(_PlayResource):
@@ -250,7 +258,7 @@ class Batch(_ServiceResource):
                 if step.message == "last"
                 else {"user": step.user, "track": outcome.recommendation}
             )
-        return Response(_ENCODER.encode({"results": results}), mimetype="application/json")
+        return _json({"results": results})
 
 
 class ExperimentList(_ServiceResource):

@@ -23,6 +23,7 @@ from botify.api import add_resources
 from botify.catalog import Catalog
 from botify.events import EventLog
 from botify.experiments import Experiments
+from botify.models import RedisModels
 from botify.service import Service
 from botify.state import RedisState
 from botify.store import RedisStore
@@ -84,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         events=EventLog(app.config["LOG_DIR"], int(app.config["LOG_MAX_BYTES"])),
         store=store,
         catalog_fingerprint=catalog_fingerprint(catalog_path, catalog),
+        models=RedisModels(state, catalog),
     )
     app.extensions["botify"] = service
 

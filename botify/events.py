@@ -65,7 +65,8 @@ class EventLog:
     def _rotate(self) -> None:
         path = self.path
         os.rename(path, logfiles.next_rotated(path))
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
         self._fd = None
 
     def close(self) -> None:

@@ -32,6 +32,12 @@ import os
 import re
 import socket
 
+# One BLAS thread per worker: a replica's worker scores one request's small matrix products at a
+# time, and BLAS threads would only fight the other workers and replicas for the cores. Set before
+# the app (and numpy) is imported by the master.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 worker_class = "botify.worker.BufferedThreadWorker"
 threads = 4
 preload_app = True

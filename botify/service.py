@@ -28,6 +28,7 @@ from botify.catalog import Catalog
 from botify.event import Event
 from botify.events import EventLog
 from botify.experiments import Experiments
+from botify.models import ModelSource
 from botify.recommenders import Context, Recommendation, Recommender
 from botify.state import Failed, RedisState, StateBackend
 from botify.step import MAX_SEED, Step
@@ -54,6 +55,7 @@ class Service:
         events: EventLog | None = None,
         store: RedisStore | None = None,
         catalog_fingerprint: Mapping[str, str | int] | None = None,
+        models: ModelSource | None = None,
     ):
         self.catalog = catalog
         self.experiments = experiments
@@ -67,7 +69,7 @@ class Service:
         self.max_batch_steps = int(config.get("MAX_BATCH_STEPS", 1024))
         self.max_batch_bytes = int(config.get("MAX_BATCH_BYTES", 128 * 1024))
         self.catalog_fingerprint = dict(catalog_fingerprint or {})
-        self.ctx = Context(catalog=catalog)
+        self.ctx = Context(catalog=catalog, models=models)
         self.recommenders: dict[str, Recommender] = {
             arm.name: recommenders.build(arm.recommender, self.ctx, **arm.params)
             for arm in experiments.routing.arms
@@ -88,6 +90,10 @@ class Service:
         """List sets the routing arms serve from (readiness checks they are live)."""
         return set().union(*(r.list_sets() for r in self.recommenders.values()))
 
+    def model_sets(self) -> set[str]:
+        """List sets whose online model a routing arm needs (readiness checks it loads)."""
+        return set().union(*(r.list_sets() for r in self.recommenders.values() if r.needs_model()))
+
     def new_seed(self) -> int:
         return int.from_bytes(self._entropy(8), "little") % MAX_SEED
 
@@ -101,7 +107,7 @@ class Service:
             now_ms = int(time.time() * 1000)
             self.events.write(
                 Event(
-                    message=step.message,
+                    message="last" if step.message == "last" else "next",
                     timestamp=now_ms,
                     user=step.user,
                     track=step.track,
@@ -214,6 +220,14 @@ class Service:
                     reasons.append(f"list set {name!r} has no active version")
                 elif users == 0:
                     reasons.append(f"list set {name!r} version {version} has no users")
+            for name in sorted(self.model_sets()):
+                status = self.ctx.models.status(name) if self.ctx.models else {"loaded": False}
+                report.setdefault("models", {})[name] = status
+                if not status["loaded"] and report["lists"].get(name, {}).get("active"):
+                    reasons.append(
+                        f"list set {name!r}: model not loaded ({status.get('reason', 'none')}); "
+                        "its arms serve the fallback"
+                    )
             store.succeeded()
         except redis.RedisError as error:
             store.failed(error)

@@ -291,10 +291,10 @@ class RedisState:
             results[i] = self._result(ops[i], reply)
         return results
 
-    def _queue(self, ops, indices, results) -> list[tuple[int, tuple]]:
+    def _queue(self, ops, indices, results) -> list[tuple[int, tuple[Any, ...]]]:
         """(op index, redis command args) for each op that needs Redis; others answered now."""
         versions: dict[str, str | None] = {}
-        queued = []
+        queued: list[tuple[int, tuple[Any, ...]]] = []
         for i in indices:
             op = ops[i]
             if isinstance(op, NextInList | PickInList):
@@ -305,6 +305,8 @@ class RedisState:
                     results[i] = None
                     continue
                 list_key = self.list_set(op.lists).key(version, op.user)
+                keys: tuple[str, ...]
+                args: tuple[int, ...]
                 if isinstance(op, NextInList):
                     keys = (self.cursor_key(op.scope, op.user), list_key)
                     args = (int(op.prev), int(op.restart_past), self.cursor_ttl)
@@ -327,6 +329,11 @@ class RedisState:
         return queued
 
     def _execute(self, queued: list[tuple[int, tuple]]) -> list[Any]:
+        if len(queued) == 1:  # a single request's op: no pipeline object to build
+            try:
+                return [self.client.execute_command(*queued[0][1])]
+            except redis.ResponseError as error:  # an op's own error, as the pipeline gives it
+                return [error]
         pipe = self.client.pipeline(transaction=False)
         for _, command in queued:
             pipe.execute_command(*command)

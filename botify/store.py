@@ -17,7 +17,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -110,11 +111,12 @@ class RedisStore:
                 return
 
     # -- what the service owns ------------------------------------------------------------------
-    def write_catalog_fingerprint(self, fingerprint: dict[str, str | int]) -> None:
-        self.client.hset(self.catalog_key, mapping=fingerprint)
+    def write_catalog_fingerprint(self, fingerprint: Mapping[str, str | int]) -> None:
+        fields: dict[Any, Any] = dict(fingerprint)
+        self.client.hset(self.catalog_key, mapping=fields)
 
     def read_catalog_fingerprint(self) -> dict[str, str]:
-        raw = self.client.hgetall(self.catalog_key)
+        raw: dict[bytes, bytes] = self.client.hgetall(self.catalog_key)  # type: ignore[assignment]
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def close(self) -> None:

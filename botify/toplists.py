@@ -4,6 +4,7 @@ Layout (prefix `botify`, list set `name`, e.g. `core`):
     {prefix}:lists:{name}:active          -> the active version (a string)
     {prefix}:lists:{name}:versions        -> hash version -> JSON metadata {"users", "created", ...}
     {prefix}:lists:{name}:{version}:{<user>} -> packed little-endian uint32 track ids, best first
+    {prefix}:lists:{name}:{version}:model    -> the version's online model, if any (botify.models)
 
 Values are raw uint32 bytes: nothing read from Redis is unpickled or evaluated. The user id sits in
 a Redis Cluster hash tag `{<user>}` so a user's lists and cursors share one slot. A new version is
@@ -45,6 +46,7 @@ class TopLists:
             raise ValueError(f"bad list name {name!r}")
         self.client = client
         self.name = name
+        self.prefix = prefix
         self.base = f"{prefix}:lists:{name}"
 
     # -- keys -------------------------------------------------------------------------------
@@ -62,7 +64,7 @@ class TopLists:
     # -- reading (the service's side) --------------------------------------------------------
     def active_version(self) -> str | None:
         raw = self.client.get(self.pointer_key)
-        return raw.decode() if raw is not None else None
+        return raw.decode() if isinstance(raw, bytes) else None
 
     def key_for(self, user: int) -> str | None:
         """The key of the user's list under the active version (None when none is active)."""
@@ -75,7 +77,7 @@ class TopLists:
         if version is None:
             return None
         raw = self.client.get(self.key(version, user))
-        return None if raw is None else unpack(raw)
+        return unpack(raw) if isinstance(raw, bytes) else None
 
     # -- writing (the trainer's side) --------------------------------------------------------
     def write(
@@ -104,11 +106,13 @@ class TopLists:
         return version, n
 
     def count(self, version: str) -> int:
-        """Users actually present in Redis under `version` (SCAN, not the recorded metadata)."""
-        return sum(1 for _ in self.client.scan_iter(match=f"{self.base}:{version}:*", count=5000))
+        """Users actually present in Redis under `version` (SCAN, not the recorded metadata):
+        keys ending in a `{<user>}` tag, so the version's model key is not counted."""
+        pattern = f"{self.base}:{version}:{{*}}"
+        return sum(1 for _ in self.client.scan_iter(match=pattern, count=5000))
 
     def versions(self) -> dict[str, dict]:
-        raw = self.client.hgetall(self.versions_key)
+        raw: dict[bytes, bytes] = self.client.hgetall(self.versions_key)  # type: ignore[assignment]
         out = {k.decode(): json.loads(v) for k, v in raw.items()}
         return dict(sorted(out.items(), key=lambda kv: kv[1].get("created", 0)))
 
@@ -117,7 +121,7 @@ class TopLists:
         if not self.client.hexists(self.versions_key, version):
             raise KeyError(f"unknown version {version}")
         previous = self.client.set(self.pointer_key, version, get=True)
-        return previous.decode() if previous is not None else None
+        return previous.decode() if isinstance(previous, bytes) else None
 
     def delete(self, version: str) -> int:
         if version == self.active_version():

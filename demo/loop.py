@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import platform
@@ -32,9 +33,13 @@ class StepFailed(RuntimeError):
 
 
 # -- configuration -----------------------------------------------------------------------------
-def load_config(path: Path, overrides: dict[str, object]) -> dict:
+def load_config(path: Path, overrides: dict[str, object], quick: bool = False) -> dict:
+    """The YAML config, then (with `quick`) its `quick` section of dotted keys, then flags."""
     with open(path, encoding="utf-8") as f:
         config = yaml.safe_load(f)
+    quick_sizes = config.pop("quick", {}) or {}
+    if quick:
+        overrides = {**quick_sizes, **{k: v for k, v in overrides.items() if v is not None}}
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -61,8 +66,15 @@ OVERRIDES = {
     "replicas": ("stack.replicas", int, "recommender replicas"),
     "nginx": ("stack.nginx", str, "auto|on|off"),
     "experiments": ("stack.experiments", str, "experiments YAML"),
-    "collect_episodes": ("collect.episodes", int, "day-1 sessions"),
-    "ab_episodes": ("ab.episodes", int, "day-2 (A/B) sessions"),
+    "collect_episodes": ("collect.episodes", int, "day-1 sessions per simulator process"),
+    "ab_episodes": ("ab.episodes", int, "sessions per simulator process of each A/B day"),
+    "days": ("days", int, "A/B days; before each, CORE retrains on everything logged so far"),
+    "transport": ("sim.transport", str, "batch (one call per shard and round) | request"),
+    "ceiling_sessions": (
+        "ceiling.sessions",
+        int,
+        "sessions per process the oracle and random run for the report's ceiling (0: none)",
+    ),
     "epochs": ("train.epochs", int, "CORE epochs"),
     "variant": ("train.variant", str, "CORE variant: ave|trm"),
     "min_time": ("train.min_time", float, "a play counts as liked above this fraction"),
@@ -76,7 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="demo config YAML")
     parser.add_argument("--run-dir", type=Path, help="run folder (default runs/<timestamp>)")
     parser.add_argument("--quiet", action="store_true", help="no live output of the steps")
-    parser.add_argument("--processes", type=int, help="simulator processes (both days)")
+    parser.add_argument("--processes", type=int, help="simulator processes (every day)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the small run (the config's `quick` sizes): a smoke check in a few minutes",
+    )
     for flag, (_, typ, help_) in OVERRIDES.items():
         parser.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=help_)
     return parser.parse_args(argv)
@@ -115,8 +132,9 @@ class Runner:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
             )
-            assert proc.stdout is not None
-            for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+            stream = proc.stdout
+            assert isinstance(stream, io.BufferedReader)
+            for chunk in iter(lambda: stream.read1(4096), b""):
                 log.write(chunk)
                 if not self.quiet:
                     sys.stderr.buffer.write(chunk)
@@ -196,11 +214,14 @@ class Stack:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"{}")
 
-    def wait_ready(self, timeout: float = 30) -> dict:
+    def wait_live(self, version: str, timeout: float = 30, pointer_cache: float = 1.0) -> dict:
+        """Until /ready is ok with `version` active (and its model loaded), then one pointer
+        cache period, so every replica's cached pointer has moved to it too."""
         deadline = time.monotonic() + timeout
         while True:
             status, body = self.get_json("/ready")
-            if status == 200:
+            if status == 200 and body.get("lists", {}).get("core", {}).get("active") == version:
+                time.sleep(pointer_cache + 0.1)
                 return body
             if time.monotonic() > deadline:
                 raise StepFailed("deploy", self.log_path, f"service not ready: {body}")
@@ -234,10 +255,16 @@ def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
     runner.logs.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     seed = int(config["seed"])
-    w, st, t = config["world"], config["stack"], config["train"]
-    experiment = config["ab"]["experiment"]
-    stack_logs, model = run_dir / "service-logs", run_dir / "model"
-    recs = run_dir / "recommendations_core.json"
+    w, st, t, ab, sim = (
+        config["world"],
+        config["stack"],
+        config["train"],
+        config["ab"],
+        config["sim"],
+    )
+    experiment = ab["experiment"]
+    stack_logs, journal = run_dir / "service-logs", run_dir / "journal"
+    ab_days = int(config.get("days", 1))
 
     # 1. the world: generated unless a folder (e.g. the course data) is given
     world = Path(w["dir"]) if w.get("dir") else run_dir / "world"
@@ -248,12 +275,21 @@ def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
     def simulate(day: str, episodes: int, processes: int, day_seed: int, url: str) -> None:
         runner.run(f"{day}-simulate", args(
             "-m", "sim.run", "--world", world, "--url", url, "--episodes", episodes, "--days", 1,
-            "--summary-json", run_dir / f"{day}-sim.json",
-            "multi", "--processes", processes, "--recommender", "remote", "--seed", day_seed))  # fmt: skip
+            "--batch-size", sim["batch_size"], "--summary-json", run_dir / f"{day}-sim.json",
+            "multi", "--processes", processes, "--recommender", "remote", "--seed", day_seed,
+            "--transport", sim["transport"]))  # fmt: skip
 
+    def export(step: str, pull: Path, events: Path) -> None:
+        runner.run(f"{step}-pull", args("script/dataclient.py", "--local-logs", stack_logs,
+                                        "log2local", pull))  # fmt: skip
+        runner.run(f"{step}-export", args("-m", "script.export", pull, "--out", events))
+
+    windows: list[tuple[int, int, int]] = []  # (day, from ms, until ms) of each A/B day
+    days: list[dict] = []
     # 2. the stack; Redis belongs to the run so the lists outlive any replica
     with RedisServer() as redis_server:
         runner.say(f"redis: {redis_server.url}")
+        redis_pid = redis_server.pid
         stack_args = args(
             "-m", "botify.stack", "up", "--world", world, "--experiments", st["experiments"],
             "--log-dir", stack_logs, "--replicas", st["replicas"], "--nginx", st["nginx"],
@@ -265,56 +301,70 @@ def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
             c = config["collect"]
             simulate("day1", c["episodes"], c["processes"], seed, stack.url)
 
-            # 4. export -> prepare -> train -> top-100 -> deploy (the service keeps running)
-            pull1, day1 = run_dir / "pull" / "day1", run_dir / "data" / "day1"
-            runner.run("day1-pull", args("script/dataclient.py", "--local-logs", stack_logs,
-                                         "log2local", pull1))  # fmt: skip
-            runner.run("day1-export", args("-m", "script.export", pull1, "--out", day1))
-            runner.run("prepare", args("-m", "trainer", "prepare", "--data", day1,
-                                       "--out", run_dir / "dataset", "--min-time", t["min_time"]))  # fmt: skip
-            runner.run("train", args("-m", "trainer", "train", "--dataset", run_dir / "dataset",
-                                     "--out", model, "--variant", t["variant"],
-                                     "--epochs", t["epochs"], "--seed", seed))  # fmt: skip
-            runner.run(
-                "recommend", args("-m", "trainer", "recommend", "--model", model, "--out", recs)
-            )
-            runner.run("deploy", args("-m", "trainer", "deploy", "--recs", recs,
-                                      "--redis-url", redis_server.url, "--name", "core"))  # fmt: skip
-            ready = stack.wait_ready()
-            day2_from_ms = int(time.time() * 1000)
-            runner.say(f"deploy: the running service serves the new lists: {ready}")
+            for day in range(2, ab_days + 2):
+                # 4. everything logged so far -> prepare -> train -> top-100 -> deploy (lists
+                #    and the online model, one version; the service keeps running)
+                tag = "" if ab_days == 1 else f"-day{day}"
+                data, work = run_dir / "data" / f"before-day{day}", run_dir / f"train{tag}"
+                export(f"before-day{day}", run_dir / "pull" / f"before-day{day}", data)
+                runner.run(f"prepare{tag}", args("-m", "trainer", "prepare", "--data", data,
+                                                 "--out", work / "dataset", "--min-time", t["min_time"]))  # fmt: skip
+                runner.run(f"train{tag}", args("-m", "trainer", "train", "--dataset", work / "dataset",
+                                               "--out", work / "model", "--variant", t["variant"],
+                                               "--epochs", t["epochs"], "--seed", seed, "--no-progress"))  # fmt: skip
+                recs = work / "recommendations_core.json"
+                runner.run(f"recommend{tag}", args("-m", "trainer", "recommend", "--model",
+                                                   work / "model", "--out", recs))  # fmt: skip
+                runner.run(f"deploy{tag}", args("-m", "trainer", "deploy", "--recs", recs, "--model",
+                                                work / "model", "--journal", journal,
+                                                "--redis-url", redis_server.url, "--name", "core"))  # fmt: skip
+                version = (runner.logs / f"deploy{tag}.log").read_text().split()[-1]
+                ready = stack.wait_live(version)
+                runner.say(f"deploy: the running service serves version {version}: {ready}")
 
-            # 5. day 2: the A/B test
-            ab = config["ab"]
-            simulate("day2", ab["episodes"], ab["processes"], seed + 1, stack.url)
+                # 5. an A/B day
+                day_seed = seed + day - 1
+                since = int(time.time() * 1000)
+                simulate(f"day{day}", ab["episodes"], ab["processes"], day_seed, stack.url)
+                windows.append((day, since, int(time.time() * 1000) + 1))
+                if config["ceiling"]["sessions"]:
+                    runner.run(f"ceiling-day{day}", args(
+                        "-m", "sim.ceiling", "--world", world, "--seed", day_seed,
+                        "--processes", ab["processes"], "--sessions", config["ceiling"]["sessions"],
+                        "--out", run_dir / f"ceiling-day{day}.json"))  # fmt: skip
+                days.append({"day": day, "version": version, "model": str(work / "model"),
+                             "dataset": read_json(work / "dataset" / "prepare.json"),
+                             "model_metrics": read_json(work / "model" / "metrics.json")})  # fmt: skip
         # the stack is stopped: every worker has flushed its log
-    # 6. export -> A/B report of day 2
-    pull2, events, report = run_dir / "pull" / "all", run_dir / "data" / "all", run_dir / "report"
-    runner.run("pull", args("script/dataclient.py", "--local-logs", stack_logs, "log2local", pull2))
-    runner.run("export", args("-m", "script.export", pull2, "--out", events))
-    runner.run("report", args("-m", "script.ab", "--data", events, "--experiment", experiment,
-                              "--out", report, "--alpha", config["ab"]["alpha"],
-                              "--since", day2_from_ms))  # fmt: skip
+    # 6. export -> the A/B report of every A/B day (the last one in report/)
+    events = run_dir / "data" / "all"
+    export("all", run_dir / "pull" / "all", events)
+    for day, since, until in windows:
+        out = run_dir / "report" if day == windows[-1][0] else run_dir / "reports" / f"day{day}"
+        runner.run(f"report-day{day}", args(
+            "-m", "script.ab", "--data", events, "--experiment", experiment, "--out", out,
+            "--alpha", ab["alpha"], "--since", since, "--until", until))  # fmt: skip
 
+    last = days[-1]
     manifest = {
         "config": config,
         "seed": seed,
         "versions": versions(),
         "world": str(world),
-        "day2_from_ms": day2_from_ms,
-        "simulation": {
-            "day1": read_json(run_dir / "day1-sim.json"),
-            "day2": read_json(run_dir / "day2-sim.json"),
-        },
-        "dataset": read_json(run_dir / "dataset" / "prepare.json"),
-        "model_metrics": read_json(model / "metrics.json"),
-        "report": str(report / "report.md"),
-        "picture": str(report / "ab_test.png"),
+        "ab_days": [
+            {**d, "from_ms": f, "until_ms": u} for d, (_, f, u) in zip(days, windows, strict=True)
+        ],
+        "simulation": {p.stem: read_json(p) for p in sorted(run_dir.glob("day*-sim.json"))},
+        "dataset": last["dataset"],
+        "model_metrics": last["model_metrics"],
+        "report": str(run_dir / "report" / "report.md"),
+        "picture": str(run_dir / "report" / "ab_test.png"),
         "step_seconds": runner.timings,
+        "redis_pid": redis_pid,  # stopped with the run (tests check nothing is left running)
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     total = time.monotonic() - runner.started
-    runner.say(f"done in {total / 60:.1f} min: {report / 'report.md'}, {report / 'ab_test.png'}")
+    runner.say(f"done in {total / 60:.1f} min: {manifest['report']}, {manifest['picture']}")
     return manifest
 
 
@@ -323,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {key: getattr(ns, flag) for flag, (key, _, _) in OVERRIDES.items()}
     if ns.processes is not None:
         overrides["collect.processes"] = overrides["ab.processes"] = ns.processes
-    config = load_config(ns.config, overrides)
+    config = load_config(ns.config, overrides, quick=ns.quick)
     run_dir = ns.run_dir or ROOT / "runs" / time.strftime("%Y%m%d-%H%M%S")
     # SIGTERM unwinds like Ctrl-C, so the stack and Redis are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

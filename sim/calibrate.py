@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.batch import BatchSimulator, OraclePolicy, SessionResults, run_key
+from sim.batch import BatchSimulator, OraclePolicy, Policy, SessionResults, run_key
 from sim.config import load_config
 from sim.transport import InProcess, ServicePolicy
 from sim.user_model import Population
@@ -70,10 +70,11 @@ def run_agents(
     key is the seed's, not the agent's), so differences between agents are the agents'."""
     results = {}
     for name in agents or agent_names():
-        if name == "oracle":
-            policy = OraclePolicy()
-        else:
-            policy = ServicePolicy(InProcess.build(world.catalog, name))
+        policy: Policy = (
+            OraclePolicy()
+            if name == "oracle"
+            else ServicePolicy(InProcess.build(world.catalog, name))
+        )
         n = oracle_sessions if name == "oracle" and oracle_sessions else sessions
         results[name] = BatchSimulator(population, run_key(seed)).run(policy, n)
     return results

@@ -59,7 +59,7 @@ def _pick(cls, mapping: dict | None, where: str):
 def load_config(path: str | Path | None = None) -> SimConfig:
     """Defaults, then the YAML file (if given or if config/env.yml exists), then BOTIFY_URL."""
     path = Path(path) if path else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-    raw = {}
+    raw: dict = {}
     if path is not None:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f) or {}

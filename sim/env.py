@@ -48,7 +48,7 @@ class RecEnv(gym.Env[dict, int]):
         super().__init__()
         self.population = world if isinstance(world, Population) else Population(world, params)
         pop = self.population
-        self.action_space = spaces.Discrete(pop.n_tracks)
+        self.action_space: spaces.Discrete = spaces.Discrete(pop.n_tracks)  # type: ignore[assignment]
         self.observation_space = spaces.Dict(
             {"user": spaces.Discrete(pop.n_users), "track": spaces.Discrete(pop.n_tracks)}
         )

@@ -64,7 +64,7 @@ class Job:
     processes: int = 1  # processes in the run: process i simulates the users u with u % P == i
     transport: str = "batch"
     batch_size: int = 2048
-    lists: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, str | Path] = field(default_factory=dict)
 
 
 def make_policy(job: Job, population: Population, world):
@@ -151,11 +151,11 @@ def simulate_console(job: Job) -> list[tuple[int, int, float, int]]:
     env = RecEnv(Population(world, job.config.user_model))
     sessions = []
     with ConsoleAgent(job.config.remote.url) as agent:
-        day, seed = 1, job.seed
+        day = 1
         while True:
-            for _ in range(job.episodes):
-                total, tracks = run_episode(env, agent, seed)
-                seed = None
+            for episode in range(job.episodes):
+                first = day == 1 and episode == 0  # seeded once; the env's stream carries on
+                total, tracks = run_episode(env, agent, job.seed if first else None)
                 sessions.append((day, env.user, total, tracks))
             if (job.days is not None and day >= job.days) or (
                 job.days is None and not _ask_next_day(day)

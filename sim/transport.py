@@ -168,13 +168,16 @@ class InProcess(Transport):
         recommender: str | None = None,
         experiments=None,
         lists: dict[str, str | Path] | None = None,
+        models: dict[str, str | Path] | None = None,
         log_dir: str | Path | None = None,
         **params,
     ) -> InProcess:
         """A service routing every user to `recommender` (with `params`), or by `experiments`;
-        `lists` maps a list set name to a list file (e.g. {"core": "recs.jsonl"})."""
+        `lists` maps a list set name to a list file (e.g. {"core": "recs.jsonl"}), `models` to
+        a model's item_embeddings.npz (for session arms)."""
         from botify.events import EventLog
         from botify.experiments import Experiments
+        from botify.models import MemoryModels
         from botify.service import Service
         from botify.state import MemoryState, memory_lists
         from botify.toplists import read_list_file
@@ -188,7 +191,14 @@ class InProcess(Transport):
             {name: memory_lists(read_list_file(path)) for name, path in (lists or {}).items()}
         )
         events = EventLog(log_dir) if log_dir is not None else None
-        service = Service({"REPLICA": "in-process"}, catalog, experiments, state, events=events)
+        service = Service(
+            {"REPLICA": "in-process"},
+            catalog,
+            experiments,
+            state,
+            events=events,
+            models=MemoryModels.from_files(dict(models or {}), catalog),
+        )
         return cls(service)
 
 

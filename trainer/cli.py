@@ -15,6 +15,13 @@ REDIS_URL = click.option(
     "--redis-url", envvar="BOTIFY_REDIS_URL", required=True, help="e.g. redis://localhost:6379/0"
 )
 NAME = click.option("--name", default="core", show_default=True, help="list set name")
+JOURNAL = click.option(
+    "--journal",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="BOTIFY_JOURNAL",
+    default=None,
+    help="deploy journal folder: the durable copy an emptied Redis is restored from",
+)
 
 
 @click.group()
@@ -118,14 +125,27 @@ def recommend(model_dir: Path, out: Path, k: int = 100, exclude_seen: bool = Fal
     show_default=True,
     help="versions kept in Redis (active included)",
 )
-def deploy_cmd(recs: Path, redis_url: str, name: str, keep: int) -> None:
-    """Write RECS as a new version, check the count, activate it; prints the new version."""
-    from trainer.deploy import deploy, read_recs
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="model directory: its item_embeddings.npz goes live with the lists (session arms)",
+)
+@JOURNAL
+def deploy_cmd(
+    recs: Path, redis_url: str, name: str, keep: int, model_dir: Path | None, journal: Path | None
+) -> None:
+    """Write RECS (and the model) as a new version, check the count, activate it; prints it."""
+    from trainer.deploy import deploy, read_model, read_recs
 
     lists = _run(read_recs, recs)
-    switch = _with_redis(redis_url, deploy, lists, name=name, keep=keep, meta={"source": recs.name})
+    model = _run(read_model, model_dir / "item_embeddings.npz") if model_dir else None
+    switch = _with_redis(redis_url, deploy, lists, name=name, keep=keep,
+                         meta={"source": recs.name}, model=model, journal=journal)  # fmt: skip
     click.echo(
-        f"{name}: {switch.users} lists; active {switch.active} (previous {switch.previous})",
+        f"{name}: {switch.users} lists{' and a model' if switch.model else ''}; "
+        f"active {switch.active} (previous {switch.previous})",
         err=True,
     )
     click.echo(switch.active)
@@ -134,11 +154,12 @@ def deploy_cmd(recs: Path, redis_url: str, name: str, keep: int) -> None:
 @cli.command("rollback")
 @REDIS_URL
 @NAME
-def rollback_cmd(redis_url: str, name: str) -> None:
+@JOURNAL
+def rollback_cmd(redis_url: str, name: str, journal: Path | None) -> None:
     """Re-activate the version the active one replaced (undo the last switch); prints it."""
     from trainer.deploy import rollback
 
-    switch = _with_redis(redis_url, rollback, name=name)
+    switch = _with_redis(redis_url, rollback, name=name, journal=journal)
     click.echo(f"{name}: rolled back from {switch.previous}", err=True)
     click.echo(switch.active)
 
@@ -157,15 +178,17 @@ def rollback_cmd(redis_url: str, name: str) -> None:
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--min-time", default=0.8, show_default=True)
+@JOURNAL
 @click.pass_context
-def run_cmd(ctx, data, work, redis_url, name, variant, epochs, seed, min_time) -> None:
+def run_cmd(ctx, data, work, redis_url, name, variant, epochs, seed, min_time, journal) -> None:
     """prepare -> train -> recommend -> deploy, in WORK."""
     ctx.invoke(prepare_cmd, data=data, out=work / "dataset", min_time=min_time)
     ctx.invoke(train_cmd, dataset=work / "dataset", out=work / "model", variant=variant,
                epochs=epochs, seed=seed, max_len=None, batch_size=None, no_progress=False)  # fmt: skip
     ctx.invoke(recommend_cmd, model_dir=work / "model", out=work / "recs.jsonl", k=100,
                exclude_seen=False)  # fmt: skip
-    ctx.invoke(deploy_cmd, recs=work / "recs.jsonl", redis_url=redis_url, name=name, keep=3)
+    ctx.invoke(deploy_cmd, recs=work / "recs.jsonl", redis_url=redis_url, name=name, keep=3,
+               model_dir=work / "model", journal=journal)  # fmt: skip
 
 
 def _run(fn, *args, **kwargs):

@@ -43,7 +43,7 @@ class StepRandom:
 class Context:
     catalog: Catalog
     rng: StepRandom = field(default_factory=StepRandom)
-    models: Any = None  # online models by list set (botify.models.ModelStore), when served
+    models: Any = None  # online models by list set (botify.models.ModelSource)
 
 
 class Recommendation(NamedTuple):
@@ -85,6 +85,10 @@ class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend
     def list_sets(self) -> set[str]:
         """Names of the list sets this recommender serves from (readiness checks they are live)."""
         return set()
+
+    def needs_model(self) -> bool:
+        """True when it serves from its list sets' online model (readiness checks it loads)."""
+        return False
 
 
 REGISTRY: dict[str, type[Recommender]] = {}

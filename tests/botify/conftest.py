@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
+from botify import models
 from botify.app import create_app
 from botify.toplists import TopLists
 
@@ -73,9 +75,13 @@ def client(app):
 
 
 def write_lists(url: str, users, k: int = 100, name: str = "core") -> str:
+    """Known lists for `users` and a small online model (the session arm's), one version, live."""
     client = redis.Redis.from_url(url)
     lists = TopLists(client, name)
     version, _ = lists.write((u, user_list(u, k)) for u in users)
+    embeddings = np.random.default_rng(0).standard_normal((N_TRACKS, 4))
+    fields = models.pack(np.arange(N_TRACKS), embeddings, {"kind": "test"})
+    client.hset(models.model_key("botify", name, version), mapping=fields)
     lists.activate(version)
     client.close()
     return version

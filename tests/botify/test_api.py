@@ -92,7 +92,7 @@ def test_sticky_artist_arm_needs_no_lists(client):
 def test_experiments_endpoints(client):
     config = client.get("/experiments").json
     assert config["route"] == "AB"
-    assert [a["name"] for a in config["experiments"][0]["arms"]] == ["C", "T1", "T2", "T3"]
+    assert [a["name"] for a in config["experiments"][0]["arms"]] == ["C", "T1", "T2", "T3", "T4"]
     user = first_user("T3")
     mine = client.get(f"/experiments/{user}").json
     assert mine["experiments"] == {"AB": "T3"}

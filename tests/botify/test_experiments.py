@@ -47,6 +47,7 @@ def test_seed_config_arms_in_bucket_order():
         ("T1", "sorted_indexed"),
         ("T2", "cooler_indexed"),
         ("T3", "indexed"),
+        ("T4", "session_core"),
     ]
 
 
