@@ -151,6 +151,8 @@ class _Child:
         return self.proc is not None and self.proc.poll() is None
 
     def _signal_group(self, sig: int) -> bool:
+        if self.proc is None:
+            return False
         try:
             os.killpg(self.proc.pid, sig)
             return True
@@ -245,7 +247,7 @@ class LocalStack:
 
     @staticmethod
     def _choose_nginx(nginx: str | bool) -> str | None:
-        mode = {True: "on", False: "off"}.get(nginx, nginx)
+        mode = {True: "on", False: "off"}[nginx] if isinstance(nginx, bool) else nginx
         if mode not in ("auto", "on", "off"):
             raise ValueError("nginx is 'auto', 'on' or 'off'")
         if mode == "off":
@@ -258,7 +260,11 @@ class LocalStack:
     # -- addresses ------------------------------------------------------------------------
     @property
     def redis_url(self) -> str:
-        return self.redis_server.url if self.redis_server else self._redis_url
+        if self.redis_server is not None:
+            return self.redis_server.url
+        if self._redis_url is None:
+            raise StackError("the stack's Redis is not started")
+        return self._redis_url
 
     def redis_client(self, **options):
         """A redis-py client of the stack's Redis, with its password."""
@@ -360,6 +366,7 @@ class LocalStack:
         )
         conf_path = run_dir / "nginx.conf"
         conf_path.write_text(conf)
+        assert self.nginx_binary is not None
         args = [
             self.nginx_binary,
             "-p", f"{run_dir}/",
@@ -391,7 +398,7 @@ class LocalStack:
     def _wait_for_200(self, pending: list[str], deadline: float) -> None:
         while pending:
             for child in self._children():
-                if not child.alive:
+                if child.proc is not None and not child.alive:
                     raise StackError(
                         f"{child.name} exited with {child.proc.returncode} during start-up; "
                         f"{child.log_path}:\n{_tail(child.log_path)}"
@@ -499,7 +506,7 @@ class LocalStack:
         if self._nginx is not None:
             self._nginx.stop(signal.SIGQUIT, timeout=5)  # graceful: lets proxied requests finish
         for child in self._replicas:
-            if child.alive:
+            if child.proc is not None and child.alive:
                 child.proc.send_signal(signal.SIGTERM)  # all replicas drain in parallel
         for child in self._replicas:
             child.stop(timeout=12)  # > gunicorn's graceful_timeout
