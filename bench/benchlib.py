@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import redis
 
+from botify.store import connect
 from botify.toplists import TopLists
 
 
@@ -28,7 +28,7 @@ def count_lines(path: Path) -> int:
 
 def deploy_random_lists(redis_url: str, users: int, tracks: int, k: int = 100) -> str:
     rng = np.random.default_rng(0)
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     lists = TopLists(client, "core")
     version, _ = lists.write(
         ((user, rng.choice(tracks, size=k, replace=False)) for user in range(users)),
@@ -62,3 +62,18 @@ def experiments_file(path: Path, recommender: str) -> Path:
         f"      - {{name: C, recommender: {recommender}}}\n"
     )
     return path
+
+
+def group_rss_bytes(pgids: list[int]) -> int:
+    """Resident memory of every live process in these process groups."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) in pgids:
+                total += int((entry / "statm").read_text().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total

@@ -21,6 +21,7 @@ replica on both paths. At most MAX_BATCH_STEPS steps and MAX_BATCH_BYTES bytes p
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -141,19 +142,22 @@ class _ServiceResource(Resource):
 
 
 class Hello(_ServiceResource):
+    """The course's greeting: this process answers HTTP, nothing more (readiness is /ready)."""
+
     def get(self):
         return {
             "status": "alive",
             "message": "welcome to botify, the best toy music recommender",
             "replica": self.service.replica,
+            "readiness": "/ready",
         }
 
 
 class Health(_ServiceResource):
-    """Liveness: the process serves requests. Never touches Redis."""
+    """Liveness for supervisors (Docker's HEALTHCHECK): the process serves. Never touches Redis."""
 
     def get(self):
-        return {"status": "ok", "replica": self.service.replica}
+        return {"status": "ok", "replica": self.service.replica, "pid": os.getpid()}
 
 
 class Ready(_ServiceResource):

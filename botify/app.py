@@ -47,10 +47,12 @@ def load_config(app: Flask, config: Mapping[str, Any] | None) -> None:
     largest = max(int(app.config["MAX_BODY_BYTES"]), int(app.config["MAX_BATCH_BYTES"]))
     app.config["MAX_CONTENT_LENGTH"] = largest + 1
     app.config["ERROR_404_HELP"] = False  # flask-restful: no "did you mean" prose in messages
+    # OPTIONS is not part of the API: 405 with Allow, like any other method a route lacks.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no /static route: the service has no files
     load_config(app, config)
     if not app.logger.handlers or app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)
@@ -65,6 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         socket_timeout=float(app.config["REDIS_SOCKET_TIMEOUT"]),
         connect_timeout=float(app.config["REDIS_CONNECT_TIMEOUT"]),
         retry_after=float(app.config["REDIS_RETRY_AFTER"]),
+        password=app.config.get("REDIS_PASSWORD"),
     )
     state = RedisState(
         store.client,
@@ -91,7 +94,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def json_error(error: HTTPException):
         # Routes outside flask-restful (unknown paths, bad methods) answer JSON too.
-        return jsonify(message=error.description), error.code
+        response = jsonify(message=error.description)
+        response.headers.extend(
+            (name, value) for name, value in error.get_headers() if name.lower() == "allow"
+        )
+        return response, error.code
 
     from botify.cli import register_commands
 

@@ -6,8 +6,12 @@ file holds the policy:
 
 - `preload_app`: the app (catalog, experiments) is built once in the master and shared by the
   forked workers copy-on-write, not rebuilt per worker.
-- gthread workers: HTTP keep-alive (a sync worker closes every connection) while a worker waits on
-  Redis in one thread and parses the next request in another. Measured in docs/stack.md.
+- gthread workers (`botify.worker.BufferedThreadWorker`): HTTP keep-alive (a sync worker closes
+  every connection) while a worker waits on Redis in one thread and parses the next request in
+  another; a thread never waits for a request that is still arriving (it goes back to the event
+  loop until it is whole), so slow or half-finished clients cannot hold the threads, and
+  gunicorn's protocol errors are JSON.
+  Measured in docs/stack.md.
 - TCP_NODELAY: gunicorn sets it on the listening socket and Linux copies it to every accepted one,
   so a response written in two pieces is not held back 40 ms by Nagle + delayed ACK; the keep-alive
   latency test (tests/stack/) guards it.
@@ -34,7 +38,7 @@ import socket
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-worker_class = "gthread"
+worker_class = "botify.worker.BufferedThreadWorker"
 threads = 4
 preload_app = True
 # Longer than nginx's upstream keepalive_timeout (60 s), so nginx, not the replica, closes an idle

@@ -16,6 +16,8 @@ import time
 
 import redis
 
+from botify.store import PASSWORD_ENV
+
 
 class RedisServerError(RuntimeError):
     """No redis-server binary, or it did not come up."""
@@ -52,15 +54,25 @@ class RedisServer:
     """A redis-server child process. Use as a context manager or call start()/stop().
 
     `port` may be fixed so that a restarted server comes back at the same address
-    (the fault-injection tests stop and start it under traffic).
+    (the fault-injection tests stop and start it under traffic). With a password (`password`,
+    else $BOTIFY_REDIS_PASSWORD, the variable every client of `botify.store.connect` reads; ""
+    for none) it requires AUTH; the password goes into a config file in the server's private
+    directory, never onto its command line (visible to every user in `ps`) nor into `url`.
     """
 
     def __init__(
-        self, port: int | None = None, host: str = "127.0.0.1", maxmemory: str | None = None
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        maxmemory: str | None = None,
+        password: str | None = None,
     ):
         self.host = host
         self.port = port or free_port(host)
         self.maxmemory = maxmemory
+        if password is None:
+            password = os.environ.get(PASSWORD_ENV)
+        self.password = password or None
         self._proc: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
 
@@ -71,9 +83,14 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         if self._proc is not None and self._proc.poll() is None:
             return self
-        self._dir = tempfile.TemporaryDirectory(prefix="botify-redis-")
+        self._dir = tempfile.TemporaryDirectory(prefix="botify-redis-")  # mode 0700
+        config = os.path.join(self._dir.name, "redis.conf")
+        with open(os.open(config, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            if self.password:
+                f.write(f"requirepass {self.password}\n")
         args = [
             find_redis_server(),
+            config,
             "--port",
             str(self.port),
             "--bind",
@@ -94,7 +111,7 @@ class RedisServer:
         self._proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
-        client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.2)
+        client = self.client(socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -131,6 +148,15 @@ class RedisServer:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
+
+    def client(self, **options) -> redis.Redis:
+        """A client of this server (with its password)."""
+        return redis.Redis(host=self.host, port=self.port, password=self.password, **options)
+
+    @property
+    def died(self) -> bool:
+        """Started and exited without stop() (killed, crashed): the stack restarts it."""
+        return self._proc is not None and self._proc.poll() is not None
 
     @property
     def pid(self) -> int | None:

@@ -20,6 +20,7 @@ PREFIX = "BOTIFY_"
 
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "REDIS_PASSWORD": None,  # used when REDIS_URL has none; never printed (keep it out of URLs)
     "CATALOG": "data/world/tracks.json",  # tracks.json of the world
     "EXPERIMENTS": "config/experiments.yml",
     "LOG_DIR": "log",  # this replica's event log folder
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
 # is parsed as JSON by from_prefixed_env).
 STRING_KEYS = (
     "REDIS_URL",
+    "REDIS_PASSWORD",
     "CATALOG",
     "EXPERIMENTS",
     "LOG_DIR",

@@ -18,9 +18,14 @@ every replica and the front (nginx) answer /health and the front's /ready answer
 false while a configured arm's list set is not deployed yet, which is how a fresh stack of the A/B
 experiment starts (the trainer deploys the lists into the running stack's Redis): with the default
 `--wait-for auto` such a stack is announced READY anyway, with the readiness reasons as a warning on
-stderr; `--wait-for ready` waits for /ready strictly, `--wait-for health` skips it. SIGINT/SIGTERM stop everything (nginx, then replicas, gracefully,
-then Redis) and exit 0; a child that dies exits 1 after stopping the rest; start-up failure exits 1;
-bad usage exits 2.
+stderr; `--wait-for ready` waits for /ready strictly, `--wait-for health` skips it.
+
+Supervision: a replica, nginx or the embedded Redis that dies is restarted (same port; nginx
+serves from the other replicas meanwhile; Redis comes back empty), with a doubling back-off when
+it dies again right away; after GIVE_UP_AFTER such deaths in a row the stack stops and exits 1.
+Redis takes its password from BOTIFY_REDIS_PASSWORD (the embedded server then requires it, the
+replicas get it by environment); it is never printed. SIGINT/SIGTERM stop everything (nginx, then
+replicas, gracefully, then Redis) and exit 0; start-up failure exits 1; bad usage exits 2.
 
 The Python API is `LocalStack`, a context manager used by the demo and the tests.
 """
@@ -44,6 +49,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from botify.redis_server import RedisServer, RedisServerError, free_port
+from botify.store import PASSWORD_ENV, connect
 
 log = logging.getLogger("botify.stack")
 
@@ -52,8 +58,25 @@ GUNICORN_TARGET = "botify.app:create_app()"
 _PLACEHOLDER = re.compile(r"\$\{(BOTIFY_[A-Z0-9_]+)\}")
 
 
+# Supervision (LocalStack.heal): how often to look, what counts as dying right after a
+# restart, and after how many such deaths in a row to give up.
+SUPERVISE_EVERY = 0.1
+RESTART_WINDOW = 10.0
+GIVE_UP_AFTER = 5
+
+
 class StackError(RuntimeError):
     """The stack could not start, or a part of it died."""
+
+
+class _Restarts:
+    """One supervised process's restart record."""
+
+    def __init__(self):
+        self.total = 0
+        self.in_a_row = 0
+        self.started_at: float | None = None
+        self.next_at: float | None = None  # a restart is scheduled for then
 
 
 def render_nginx_conf(template: str, values: Mapping[str, str]) -> str:
@@ -128,6 +151,8 @@ class _Child:
         return self.proc is not None and self.proc.poll() is None
 
     def _signal_group(self, sig: int) -> bool:
+        if self.proc is None:
+            return False
         try:
             os.killpg(self.proc.pid, sig)
             return True
@@ -181,6 +206,8 @@ class LocalStack:
         env: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         target: str = GUNICORN_TARGET,
+        supervise: bool = True,
+        redis_password: str | None = None,
     ):
         if replicas < 1 or workers_per_replica < 1:
             raise ValueError("replicas and workers_per_replica must be >= 1")
@@ -209,10 +236,18 @@ class LocalStack:
         self._run_dir: tempfile.TemporaryDirectory | None = None
         self._expected_dead: set[str] = set()
         self._lock = threading.Lock()
+        # The password of the stack's Redis (embedded or --redis-url): the argument, else the
+        # environment's BOTIFY_REDIS_PASSWORD. Handed to replicas by environment, never printed.
+        self.redis_password = redis_password or os.environ.get(PASSWORD_ENV) or None
+        self.supervise = supervise
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._restarts: dict[str, _Restarts] = {}
+        self.gave_up: str | None = None  # set when a child keeps dying: the CLI exits 1
 
     @staticmethod
     def _choose_nginx(nginx: str | bool) -> str | None:
-        mode = {True: "on", False: "off"}.get(nginx, nginx)
+        mode = {True: "on", False: "off"}[nginx] if isinstance(nginx, bool) else nginx
         if mode not in ("auto", "on", "off"):
             raise ValueError("nginx is 'auto', 'on' or 'off'")
         if mode == "off":
@@ -225,7 +260,15 @@ class LocalStack:
     # -- addresses ------------------------------------------------------------------------
     @property
     def redis_url(self) -> str:
-        return self.redis_server.url if self.redis_server else self._redis_url
+        if self.redis_server is not None:
+            return self.redis_server.url
+        if self._redis_url is None:
+            raise StackError("the stack's Redis is not started")
+        return self._redis_url
+
+    def redis_client(self, **options):
+        """A redis-py client of the stack's Redis, with its password."""
+        return connect(self.redis_url, self.redis_password, **options)
 
     @property
     def replica_urls(self) -> list[str]:
@@ -261,7 +304,7 @@ class LocalStack:
             )
         try:
             if self._redis_url is None:
-                self.redis_server = RedisServer().start()
+                self.redis_server = RedisServer(password=self.redis_password).start()
             self._replicas = [self._replica(i) for i in range(self.replicas)]
             for child in self._replicas:
                 child.start()
@@ -272,6 +315,12 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+        if self.supervise:
+            self._stopping.clear()
+            self._supervisor = threading.Thread(
+                target=self._supervise, name="botify-stack-supervisor", daemon=True
+            )
+            self._supervisor.start()
         return self
 
     def _replica(self, index: int) -> _Child:
@@ -285,6 +334,8 @@ class LocalStack:
             "BOTIFY_REPLICA": name,
             **self.extra_env,
         }
+        if self.redis_password:
+            env[PASSWORD_ENV] = self.redis_password
         env.pop("BOTIFY_LOG_ROOT", None)  # that is the container's way of naming a replica
         args = [
             sys.executable, "-m", "gunicorn",
@@ -315,6 +366,7 @@ class LocalStack:
         )
         conf_path = run_dir / "nginx.conf"
         conf_path.write_text(conf)
+        assert self.nginx_binary is not None
         args = [
             self.nginx_binary,
             "-p", f"{run_dir}/",
@@ -346,7 +398,7 @@ class LocalStack:
     def _wait_for_200(self, pending: list[str], deadline: float) -> None:
         while pending:
             for child in self._children():
-                if not child.alive:
+                if child.proc is not None and not child.alive:
                     raise StackError(
                         f"{child.name} exited with {child.proc.returncode} during start-up; "
                         f"{child.log_path}:\n{_tail(child.log_path)}"
@@ -357,15 +409,6 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise StackError(f"{pending} did not answer 200 in {self.ready_timeout:.0f} s")
             time.sleep(0.1)
-
-    def dead_children(self) -> list[str]:
-        """Children that exited without being asked to (kill_replica is asking)."""
-        with self._lock:
-            return [
-                c.name
-                for c in self._children()
-                if c.proc is not None and not c.alive and c.name not in self._expected_dead
-            ]
 
     def kill_replica(self, index: int) -> None:
         """SIGKILL replica `index` (master and workers), like `docker kill`."""
@@ -391,12 +434,79 @@ class LocalStack:
         with self._lock:
             self._expected_dead.discard(child.name)
 
+    # -- supervision ----------------------------------------------------------------------
+    def _supervise(self) -> None:
+        while not self._stopping.wait(SUPERVISE_EVERY):
+            try:
+                self.heal()
+            except Exception:  # the supervisor must outlive any one failed restart
+                log.exception("supervisor: restart failed")
+
+    def heal(self, now: float | None = None) -> list[str]:
+        """Restart every child (and the embedded Redis) that died without being asked to.
+
+        A child that dies again within RESTART_WINDOW of its restart is restarted after a
+        doubling back-off; after GIVE_UP_AFTER such deaths in a row the stack gives up
+        (`gave_up` says why; the CLI then stops and exits 1). Returns what it restarted."""
+        restarted = []
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for child in self._children():
+                if child.proc is None or child.alive or child.name in self._expected_dead:
+                    continue
+                if self._restart_due(child.name, now, f"exited with {child.proc.returncode}"):
+                    child.kill()  # its group: orphaned workers still hold the port
+                    child.start()
+                    restarted.append(child.name)
+            server = self.redis_server
+            if server is not None and server.died and self._restart_due("redis", now, "exited"):
+                server.stop()
+                try:
+                    server.start()
+                except RedisServerError as error:
+                    log.error("redis did not come back: %s", error)
+                else:
+                    log.warning(
+                        "redis restarted on the same port, empty: the catalog fingerprint "
+                        "comes back by itself, list sets must be deployed again"
+                    )
+                restarted.append("redis")
+        return restarted
+
+    def _restart_due(self, name: str, now: float, why: str) -> bool:
+        record = self._restarts.setdefault(name, _Restarts())
+        if record.next_at is None:  # first look at this death
+            quick = record.started_at is not None and now - record.started_at < RESTART_WINDOW
+            record.in_a_row = record.in_a_row + 1 if quick else 1
+            if record.in_a_row > GIVE_UP_AFTER:
+                if self.gave_up is None:
+                    self.gave_up = f"{name} {why} {GIVE_UP_AFTER} times in a row after restarts"
+                    log.error("%s; giving up", self.gave_up)
+                return False
+            delay = 0.0 if record.in_a_row == 1 else min(0.1 * 2 ** (record.in_a_row - 1), 5.0)
+            record.next_at = now + delay
+            log.warning("%s %s; restarting it%s", name, why, f" in {delay:.1f} s" if delay else "")
+        if now < record.next_at:
+            return False
+        record.next_at, record.started_at = None, now
+        record.total += 1
+        return True
+
+    def restarts(self, name: str) -> int:
+        """How often the supervisor restarted `name` (`recommender-<i>`, `nginx`, `redis`)."""
+        record = self._restarts.get(name)
+        return record.total if record else 0
+
     def stop(self) -> None:
         """Stop nginx, then the replicas (gracefully: their events are closed), then Redis."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+            self._supervisor = None
         if self._nginx is not None:
             self._nginx.stop(signal.SIGQUIT, timeout=5)  # graceful: lets proxied requests finish
         for child in self._replicas:
-            if child.alive:
+            if child.proc is not None and child.alive:
                 child.proc.send_signal(signal.SIGTERM)  # all replicas drain in parallel
         for child in self._replicas:
             child.stop(timeout=12)  # > gunicorn's graceful_timeout
@@ -432,14 +542,15 @@ def _serve(stack: LocalStack) -> int:
         stack.start()
         print(f"READY {stack.url}", flush=True)
         log.info(
-            "replicas %s, redis %s, logs in %s", stack.replica_urls, stack.redis_url, stack.log_dir
+            "replicas %s, redis %s%s, logs in %s",
+            stack.replica_urls,
+            stack.redis_url,
+            f" (password from {PASSWORD_ENV})" if stack.redis_password else "",
+            stack.log_dir,
         )
         while not stop.wait(0.2):
-            dead = stack.dead_children()
-            if dead:
-                log.error(
-                    "%s exited; stopping the stack (see %s)", ", ".join(dead), stack.stack_log_dir
-                )
+            if stack.gave_up:  # the supervisor restarts what dies, until something keeps dying
+                log.error("stopping the stack (see %s)", stack.stack_log_dir)
                 return 1
         log.info("signal %d: stopping", received[0])
         return 0

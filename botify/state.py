@@ -23,6 +23,7 @@ when the session walks the list, whichever replica served the step before.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,8 @@ import numpy as np
 import redis
 
 from botify.toplists import TopLists
+
+log = logging.getLogger(__name__)
 
 SESSION_RECORD = np.dtype([("track", "<u4"), ("time", "<f4")])
 
@@ -362,6 +365,7 @@ class CachedTopLists(TopLists):
         super().__init__(client, name=name, prefix=prefix)
         self.max_age = max_age
         self._cached: tuple[float, str | None] = (-float("inf"), None)
+        self._seen: str | None | bool = False  # the version last logged (False: none yet)
 
     def active_version(self) -> str | None:
         now = time.monotonic()
@@ -369,7 +373,22 @@ class CachedTopLists(TopLists):
         if now - read_at >= self.max_age:
             version = super().active_version()
             self._cached = (now, version)
+            if version != self._seen:
+                self._log_change(version)
         return version
+
+    def _log_change(self, version: str | None) -> None:
+        # One line per change and process: an emptied Redis says why the lists' arms fall back.
+        if version is None:
+            log.warning(
+                "list set %r has no active version%s: its arms answer from the fallback until "
+                "one is deployed",
+                self.name,
+                f" any more (was {self._seen}; Redis emptied?)" if self._seen else "",
+            )
+        else:
+            log.info("list set %r is live at version %s", self.name, version)
+        self._seen = version
 
     def live_version(self) -> str | None:
         """The pointer as Redis has it now (uncached)."""

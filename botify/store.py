@@ -14,6 +14,7 @@ keys the service itself owns. What recommenders read and move lives in `botify.s
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +25,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "BOTIFY_REDIS_PASSWORD"
+
+
+def connect(url: str, password: str | None = None, **options) -> redis.Redis:
+    """A client for `url`; its password, when the URL has none, is `password` or else
+    $BOTIFY_REDIS_PASSWORD. Keeps the password out of URLs, which get printed and logged."""
+    password = password or os.environ.get(PASSWORD_ENV) or None
+    return redis.Redis.from_url(url, password=password, **options)
 
 
 class RedisStore:
@@ -36,6 +46,7 @@ class RedisStore:
         socket_timeout: float = 0.25,
         connect_timeout: float = 0.1,
         retry_after: float = 0.5,
+        password: str | None = None,
     ):
         self.url = url
         self.prefix = prefix
@@ -46,8 +57,9 @@ class RedisStore:
         # redis-py's pool notices a fork and reconnects in the child, so a client built before
         # gunicorn forks (preload_app) is safe; one retry replaces a stale pooled connection after
         # a Redis restart instead of failing the request.
-        self.client = redis.Redis.from_url(
+        self.client = connect(
             url,
+            password,
             socket_timeout=socket_timeout,
             socket_connect_timeout=connect_timeout,
             retry=Retry(NoBackoff(), 1),

@@ -5,12 +5,17 @@ full loop, and `make test` runs everything."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import redis
 
 from botify.redis_server import RedisServer
+from botify.store import PASSWORD_ENV
+
+# Hermetic: the tests' Redis servers and clients run without a password unless a test sets one.
+os.environ.pop(PASSWORD_ENV, None)
 
 # folder under tests/ -> markers its tests carry
 LANES = {

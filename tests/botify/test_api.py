@@ -148,3 +148,12 @@ def test_cli_commands(app, redis_client):
     user = first_user("T2")
     assigned = runner.invoke(args=["assign", str(user)])
     assert json.loads(assigned.output) == {"user": user, "experiments": {"AB": "T2"}}
+
+
+@pytest.mark.parametrize("path", ["/", "/next/1", "/batch/01", "/ready", "/nope"])
+def test_options_is_not_served(client, path):
+    answer = client.open(path, method="OPTIONS")
+    assert answer.status_code == (404 if path == "/nope" else 405)
+    assert answer.is_json and answer.json["message"]
+    if answer.status_code == 405:
+        assert "OPTIONS" not in answer.headers["Allow"]

@@ -259,7 +259,7 @@ def test_dockerfile_command_serves_against_a_real_redis(
 # -- gunicorn settings ----------------------------------------------------------------------------
 def test_gunicorn_policy():
     assert gunicorn_conf.preload_app is True
-    assert gunicorn_conf.worker_class == "gthread"
+    assert gunicorn_conf.worker_class == "botify.worker.BufferedThreadWorker"
     assert gunicorn_conf.accesslog is None
     assert gunicorn_conf.keepalive > 60  # outlives nginx's upstream keepalive_timeout 60s
     assert gunicorn_conf.graceful_timeout < 10  # inside Docker's default stop grace period
