@@ -208,6 +208,7 @@ class LocalStack:
         target: str = GUNICORN_TARGET,
         supervise: bool = True,
         redis_password: str | None = None,
+        journal: str | os.PathLike | None = None,
     ):
         if replicas < 1 or workers_per_replica < 1:
             raise ValueError("replicas and workers_per_replica must be >= 1")
@@ -240,6 +241,9 @@ class LocalStack:
         # environment's BOTIFY_REDIS_PASSWORD. Handed to replicas by environment, never printed.
         self.redis_password = redis_password or os.environ.get(PASSWORD_ENV) or None
         self.supervise = supervise
+        # With a deploy journal, a keeper child gives an emptied Redis its live version back.
+        self.journal = Path(journal) if journal is not None else None
+        self._keeper: _Child | None = None
         self._supervisor: threading.Thread | None = None
         self._stopping = threading.Event()
         self._restarts: dict[str, _Restarts] = {}
@@ -311,6 +315,9 @@ class LocalStack:
             if self.nginx_binary:
                 self._nginx = self._nginx_child()
                 self._nginx.start()
+            if self.journal is not None:
+                self._keeper = self._keeper_child()
+                self._keeper.start()
             self._wait_until_up()
         except BaseException:
             self.stop()
@@ -376,8 +383,21 @@ class LocalStack:
         ]  # fmt: skip
         return _Child("nginx", args, os.environ, self.stack_log_dir / "nginx.log")
 
+    def _keeper_child(self) -> _Child:
+        assert self.journal is not None
+        env = dict(os.environ)
+        if self.redis_password:
+            env[PASSWORD_ENV] = self.redis_password
+        args = [sys.executable, "-m", "botify.keeper", "--redis-url", self.redis_url,
+                "--journal", str(self.journal), "--interval", "0.5"]  # fmt: skip
+        return _Child("keeper", args, env, self.stack_log_dir / "keeper.log")
+
     def _children(self) -> list[_Child]:
-        return self._replicas + ([self._nginx] if self._nginx else [])
+        return (
+            self._replicas
+            + ([self._nginx] if self._nginx else [])
+            + ([self._keeper] if self._keeper else [])
+        )
 
     def _wait_until_up(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -468,7 +488,8 @@ class LocalStack:
                 else:
                     log.warning(
                         "redis restarted on the same port, empty: the catalog fingerprint "
-                        "comes back by itself, list sets must be deployed again"
+                        "comes back by itself, list sets %s",
+                        "from the journal (keeper)" if self.journal else "by a new deploy",
                     )
                 restarted.append("redis")
         return restarted
@@ -503,6 +524,9 @@ class LocalStack:
         if self._supervisor is not None:
             self._supervisor.join()
             self._supervisor = None
+        if self._keeper is not None:
+            self._keeper.stop(timeout=5)
+            self._keeper = None
         if self._nginx is not None:
             self._nginx.stop(signal.SIGQUIT, timeout=5)  # graceful: lets proxied requests finish
         for child in self._replicas:
@@ -588,6 +612,11 @@ def main(argv: list[str] | None = None) -> int:
         help="auto: READY once serving, a warning if /ready is not ok; ready: wait for /ready",
     )
     up.add_argument("--ready-timeout", type=float, default=60.0)
+    up.add_argument(
+        "--journal",
+        default=os.environ.get("BOTIFY_JOURNAL"),
+        help="deploy journal: a keeper restores an emptied Redis from it (BOTIFY_JOURNAL)",
+    )
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if ns.replicas < 1 or ns.workers_per_replica < 1:
@@ -604,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
             workers_per_replica=ns.workers_per_replica,
             wait_for=ns.wait_for,
             ready_timeout=ns.ready_timeout,
+            journal=ns.journal,
         )
     except StackError as error:
         log.error("%s", error)

@@ -293,7 +293,8 @@ def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
         stack_args = args(
             "-m", "botify.stack", "up", "--world", world, "--experiments", st["experiments"],
             "--log-dir", stack_logs, "--replicas", st["replicas"], "--nginx", st["nginx"],
-            "--redis-url", redis_server.url, "--port", st.get("port", 0))  # fmt: skip
+            "--redis-url", redis_server.url, "--port", st.get("port", 0),
+            "--journal", journal)  # fmt: skip
         with Stack(runner, stack_args) as stack:
             # 3. day 1: no model yet, so every arm serves the control recommender
             _, ready = stack.get_json("/ready")
