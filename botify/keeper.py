@@ -20,6 +20,7 @@ from pathlib import Path
 import redis
 
 from botify.deploy import DeployError, restore
+from botify.store import connect
 
 log = logging.getLogger("botify.keeper")
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    client = redis.Redis.from_url(ns.redis_url, socket_timeout=2, socket_connect_timeout=1)
+    client = connect(ns.redis_url, socket_timeout=2, socket_connect_timeout=1)
     log.info("watching list sets %s against the journal %s", ns.name or ["core"], ns.journal)
     Keeper(client, ns.journal, ns.name or ["core"]).run(ns.interval, stop)
     return 0

@@ -205,7 +205,9 @@ def _run(fn, *args, **kwargs):
 def _with_redis(url: str, fn, *args, **kwargs):
     import redis
 
-    client = redis.Redis.from_url(url)
+    from botify.store import connect
+
+    client = connect(url)
     try:
         return _run(fn, client, *args, **kwargs)
     except redis.RedisError as exc:
