@@ -173,6 +173,8 @@ def _journal_write(journal, name, version, lists, model, info) -> None:
     folder = journal / name / version
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_ensure(journal / name)))
     try:
+        # mkdtemp makes it 0700; the keeper may run as another user (compose: the service's)
+        staging.chmod(0o755)
         with open(staging / "lists.jsonl", "w", encoding="utf-8") as f:
             for user, tracks in lists:
                 f.write(json.dumps({"user": int(user), "tracks": [int(t) for t in tracks]}) + "\n")
