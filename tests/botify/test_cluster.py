@@ -6,15 +6,22 @@ that read or scanned one node only would miss about two thirds of the keys."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
+import requests
 
 from botify import affinity, models
 from botify.app import create_app
 from botify.deploy import deploy, rollback
 from botify.keeper import Keeper
+from botify.redis_server import free_port
 from botify.state import (
     ClearSession,
     MemoryState,
@@ -141,6 +148,43 @@ def test_deploy_with_a_model_rollback_pruning_and_the_keepers_restore(cluster, c
     fields = client.hgetall(models.model_key("botify", "core", switches[2].active))
     assert json.loads(fields[b"meta"])["tracks"] == N_TRACKS
     assert keeper.check() == []
+
+
+def test_gunicorn_workers_forked_from_the_preloaded_app_serve_from_the_cluster(
+    cluster, client, tracks_json, tmp_path
+):
+    """The image's command: the cluster client is built in the master and used by the forked
+    workers (`preload_app`)."""
+    deploy(client, [(u, user_list(u)) for u in range(300)], model=a_model())
+    port = free_port()
+    config = service_config(cluster.url, tracks_json, tmp_path / "log", "r-1")
+    env = {**os.environ, **{f"BOTIFY_{key}": value for key, value in config.items()}}
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "--bind",
+               f"127.0.0.1:{port}", "--workers", "2", "botify.app:create_app()"]  # fmt: skip
+    server = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+            time.sleep(0.1)
+        for user in range(300):  # a connection each, so both workers take some
+            answer = requests.post(f"{url}/next/{user}", json={"track": 5, "time": 0.9})
+            assert answer.status_code == 200
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(20)
+        server.stderr.close()
+    files = list((tmp_path / "log").glob("events-*.jsonl"))
+    events = read_events(tmp_path / "log")
+    assert len(files) == 2 and len(events) == 300  # both workers served
+    assert not any(e["fallback"] for e in events if e["experiments"]["AB"] != "C")
 
 
 def test_the_service_on_a_cluster_answers_as_on_one_redis(
