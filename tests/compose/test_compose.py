@@ -160,7 +160,13 @@ class Stack:
             if result.returncode != 0:
                 pytest.fail(f"trainer image build failed:\n{result.stderr[-4000:]}")
         else:
-            self.compose("--profile", "trainer", "build", "trainer", timeout=3600)
+            built = self.compose("--profile", "trainer", "build", "trainer", timeout=3600,
+                                 check=False)  # fmt: skip
+            if built.returncode != 0:
+                pytest.fail(
+                    "trainer image build failed; where builds cannot reach the torch index, set "
+                    f"TORCH_INDEX to a local one (README):\n{built.stderr[-4000:]}"
+                )
 
 
 @pytest.fixture(scope="module")
