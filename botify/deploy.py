@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import redis
 
 from botify import models
-from botify.toplists import ListFileError, TopLists, read_list_file
+from botify.toplists import Client, ListFileError, TopLists, read_list_file
 
 
 class DeployError(RuntimeError):
@@ -77,7 +76,7 @@ def read_model(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def deploy(
-    client: redis.Redis,
+    client: Client,
     lists: Sequence[tuple[int, Sequence[int]]],
     name: str = "core",
     keep: int = 3,
@@ -122,7 +121,7 @@ def deploy(
     )
 
 
-def rollback(client: redis.Redis, name: str = "core", journal: str | Path | None = None) -> Switch:
+def rollback(client: Client, name: str = "core", journal: str | Path | None = None) -> Switch:
     """Re-activate the version the active one replaced (undo the last deploy or rollback)."""
     top = TopLists(client, name)
     active = top.active_version()
@@ -140,7 +139,7 @@ def rollback(client: redis.Redis, name: str = "core", journal: str | Path | None
     return Switch(active=target, previous=active, users=top.count(target))
 
 
-def restore(client: redis.Redis, journal: str | Path, name: str = "core") -> Switch | None:
+def restore(client: Client, journal: str | Path, name: str = "core") -> Switch | None:
     """If Redis lacks the journal's active version of `name` (or any active version), rewrite it
     from the journal under the same version and switch it on. None when nothing was needed (or
     the journal has no active version)."""
@@ -172,6 +171,8 @@ def _journal_write(journal, name, version, lists, model, info) -> None:
     folder = journal / name / version
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_ensure(journal / name)))
     try:
+        # mkdtemp makes it 0700; the keeper may run as another user (compose: the service's)
+        staging.chmod(0o755)
         with open(staging / "lists.jsonl", "w", encoding="utf-8") as f:
             for user, tracks in lists:
                 f.write(json.dumps({"user": int(user), "tracks": [int(t) for t in tracks]}) + "\n")

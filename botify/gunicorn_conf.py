@@ -32,6 +32,8 @@ import os
 import re
 import socket
 
+from botify import dockerdns
+
 # One BLAS thread per worker: a replica's worker scores one request's small matrix products at a
 # time, and BLAS threads would only fight the other workers and replicas for the cores. Set before
 # the app (and numpy) is imported by the master.
@@ -59,17 +61,18 @@ control_socket_disable = True
 def container_replica_name(
     service: str = "recommender",
     hostname=socket.gethostname,
-    reverse_lookup=socket.gethostbyaddr,
+    reverse_lookup=dockerdns.reverse_name,
     address_of=socket.gethostbyname,
 ) -> str:
     """This container's compose name (`recommender-2`), or its hostname when that is unknown.
 
     Docker's embedded DNS answers the reverse lookup of a container's address with
-    `<project>-<service>-<n>.<network>`; the hostname alone is the container id.
+    `<project>-<service>-<n>.<network>`; the hostname alone is the container id, and so is what
+    `socket.gethostbyaddr` answers (from /etc/hosts), hence `botify.dockerdns`.
     """
     host = hostname()
     try:
-        fqdn = reverse_lookup(address_of(host))[0]
+        fqdn = reverse_lookup(address_of(host))
     except OSError:
         return host
     match = re.search(rf"(?:^|[-_]){re.escape(service)}[-_](\d+)(?:\.|$)", fqdn)

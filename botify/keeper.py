@@ -21,12 +21,13 @@ import redis
 
 from botify.deploy import DeployError, restore
 from botify.store import connect
+from botify.toplists import Client
 
 log = logging.getLogger("botify.keeper")
 
 
 class Keeper:
-    def __init__(self, client: redis.Redis, journal: Path, names: list[str]):
+    def __init__(self, client: Client, journal: Path, names: list[str]):
         self.client, self.journal, self.names = client, Path(journal), names
         self._down = False
 

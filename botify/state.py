@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import redis
 
-from botify.toplists import TopLists
+from botify.toplists import Client, TopLists
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class RedisState:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         prefix: str = "botify",
         cursor_ttl: int = 24 * 3600,
         session_length: int = 50,
@@ -281,7 +281,11 @@ class RedisState:
             return results
         replies = self._execute(queued)
         retry = [i for (i, _), r in zip(queued, replies, strict=True) if _noscript(r)]
-        if retry:  # Redis restarted or was flushed: load the scripts, run those ops again
+        # Redis restarted or was flushed: load the scripts and run the failed ops again. Only
+        # scripts fail so, and they run after the call's other commands; that keeps each user's
+        # order because a call holds one step per user (the API refuses a second one), and a
+        # step's ops are either all scripts (/next) or all plain commands (/last).
+        if retry:
             for script in self._scripts.values():
                 self.client.script_load(script.script)
             again = self._queue(ops, retry, results)
@@ -360,7 +364,7 @@ class CachedTopLists(TopLists):
     """TopLists whose active-version pointer is re-read at most every `max_age` seconds."""
 
     def __init__(
-        self, client: redis.Redis, name: str = "core", prefix: str = "botify", max_age: float = 1.0
+        self, client: Client, name: str = "core", prefix: str = "botify", max_age: float = 1.0
     ):
         super().__init__(client, name=name, prefix=prefix)
         self.max_age = max_age

@@ -9,6 +9,11 @@ keys the service itself owns. What recommenders read and move lives in `botify.s
   fingerprint `{prefix}:catalog` (size and digest of the catalog this replica serves), which
   readiness and the trainer can compare against. Lists belong to the trainer; cursors and
   sessions are per-session state whose loss only restarts sessions.
+- `connect(url)`: every Botify process (service, trainer deploy, keeper) gets its client here. A
+  `redis+cluster://host:port` URL (`rediss+cluster://` with TLS) gives a Redis Cluster client
+  that discovers the other nodes from that one; every key Botify reads together shares a hash
+  tag, and SCAN and multi-key DEL go to every primary. A cluster client connects when it is built.
+  The password, when the URL has none, is $BOTIFY_REDIS_PASSWORD (kept out of printed URLs).
 """
 
 from __future__ import annotations
@@ -22,17 +27,24 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "BOTIFY_REDIS_PASSWORD"
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
-def connect(url: str, password: str | None = None, **options) -> redis.Redis:
-    """A client for `url`; its password, when the URL has none, is `password` or else
-    $BOTIFY_REDIS_PASSWORD. Keeps the password out of URLs, which get printed and logged."""
+def connect(url: str, password: str | None = None, **options) -> redis.Redis | RedisCluster:
+    """A client for `url`: plain Redis, or Redis Cluster for a `redis+cluster://` URL. Its
+    password, when the URL has none, is `password` or else $BOTIFY_REDIS_PASSWORD: passwords
+    stay out of URLs, which get printed and logged."""
     password = password or os.environ.get(PASSWORD_ENV) or None
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in CLUSTER_SCHEMES:
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", password=password,
+                                     **options)  # fmt: skip
     return redis.Redis.from_url(url, password=password, **options)
 
 

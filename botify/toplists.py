@@ -21,6 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
+
+# A plain Redis client or a Redis Cluster one (botify.store.connect picks by the URL).
+Client = redis.Redis | RedisCluster
 
 _DTYPE = np.dtype("<u4")
 
@@ -41,7 +45,7 @@ def unpack(raw: bytes) -> np.ndarray:
 class TopLists:
     """Read and write one named set of per-user lists (e.g. `core`) in Redis."""
 
-    def __init__(self, client: redis.Redis, name: str = "core", prefix: str = "botify"):
+    def __init__(self, client: Client, name: str = "core", prefix: str = "botify"):
         if ":" in name or "{" in name:
             raise ValueError(f"bad list name {name!r}")
         self.client = client

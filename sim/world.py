@@ -119,15 +119,20 @@ class World:
     @classmethod
     def load(cls, path: str | Path) -> World:
         path = Path(path)
-        tracks = read_tracks_json(path / "tracks.json")
-        embeddings = np.load(path / "tracks.npy", allow_pickle=False)
+        return cls.load_files(path / "tracks.json", path / "tracks.npy", path / "users.json")
+
+    @classmethod
+    def load_files(cls, tracks_json: Path, tracks_npy: Path, users_json: Path) -> World:
+        """The three world files by their own paths (the course's config names each one)."""
+        tracks = read_tracks_json(tracks_json)
+        embeddings = np.load(tracks_npy, allow_pickle=False)
         if embeddings.ndim != 2 or len(embeddings) != len(tracks):
             raise ValueError(
-                f"{path}/tracks.npy: shape {embeddings.shape} does not match {len(tracks)} tracks"
+                f"{tracks_npy}: shape {embeddings.shape} does not match {len(tracks)} tracks"
             )
-        users = sorted(_read_jsonl(path / "users.json"), key=lambda r: int(r["user"]))
+        users = sorted(_read_jsonl(users_json), key=lambda r: int(r["user"]))
         if [int(r["user"]) for r in users] != list(range(len(users))):
-            raise ValueError(f"{path}/users.json: users must be numbered 0..M-1")
+            raise ValueError(f"{users_json}: users must be numbered 0..M-1")
         for u in users:
             bad = [t for t in u["interests"] if not 0 <= int(t) < len(tracks)]
             if not u["interests"] or bad:

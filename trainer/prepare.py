@@ -18,6 +18,11 @@ import pandas as pd
 
 from botify.event import MESSAGES
 
+# The smallest dataset the trainer will learn from: after the k-core, at least this many distinct
+# users and distinct tracks (or k, if larger). A k-core counts plays, so one user replaying one
+# track passes it; a real k-core of distinct pairs has >= k of each, and leave-one-out then gives
+# every user a training, a validation and a test play. Below it the lists would say nothing.
+MIN_DISTINCT = 3
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 
 
@@ -95,11 +100,19 @@ def prepare(
             f"no interactions left after time > {min_time} and the {k}-core filter "
             f"({len(liked)} liked plays of {len(events)} events): collect more logs"
         )
+    need = max(k, MIN_DISTINCT)
+    users, tracks = chains["user"].nunique(), chains["track"].nunique()
+    if users < need or tracks < need:
+        raise ValueError(
+            f"too little data to train on: {users} user(s) and {tracks} track(s) left after "
+            f"time > {min_time} and the {k}-core ({len(chains)} interactions); at least {need} "
+            f"of each are needed. Nothing was written: collect more logs"
+        )
     to_atomic(chains, out_dir)
     summary = PrepareSummary(
         interactions=len(chains),
-        users=chains["user"].nunique(),
-        tracks=chains["track"].nunique(),
+        users=users,
+        tracks=tracks,
         liked_plays=len(liked),
         plays=int(events["message"].isin(MESSAGES).sum()),
     )

@@ -252,6 +252,10 @@ def test_the_journal_brings_an_emptied_redis_back(redis_client, catalog, tmp_pat
     )
     keeper = Keeper(redis_client, tmp_path / "journal", ["core"])
     assert keeper.check() == []  # nothing lost
+    # the keeper may run as another user than the trainer (compose): the journal is readable
+    version_dir = tmp_path / "journal" / "core" / switch.active
+    assert all(path.stat().st_mode & 0o004 for path in [version_dir, *version_dir.iterdir()])
+    assert version_dir.stat().st_mode & 0o001
     redis_client.flushall()
     assert keeper.check() == [f"core/{switch.active}"]
     from botify.toplists import TopLists

@@ -121,3 +121,26 @@ def test_prepare_cli_prints_counts_and_fails_clearly_on_empty_result(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "interactions: 9  users: 3  tracks: 3" in result.output
+
+
+def test_too_little_data_is_refused_and_nothing_changes(tmp_path, redis_url, redis_client):
+    """One listener replaying one track passes a 3-core of plays, yet is nothing to learn from:
+    `prepare` and `run` refuse with the counts, write no dataset and deploy nothing."""
+    rows = [("next", 1000 + i, 5, 42, 0.95) for i in range(20)]  # user 5 replays track 42
+    rows += [("next", 5000 + i, 6, i, 0.9) for i in range(2)]  # filtered by the k-core
+    events_frame(rows).to_parquet(tmp_path / "one.parquet")
+    data = ["--data", str(tmp_path / "one.parquet")]
+    result = CliRunner().invoke(cli, ["prepare", *data, "--out", str(tmp_path / "ds")])
+    assert result.exit_code == 1
+    assert "too little data to train on: 1 user(s) and 1 track(s)" in result.output
+    assert "at least 3 of each" in result.output
+    assert not (tmp_path / "ds").exists()
+
+    redis_client.set("botify:lists:core:active", "v-before")
+    result = CliRunner().invoke(
+        cli, ["run", *data, "--work", str(tmp_path / "w"), "--redis-url", redis_url]
+    )
+    assert result.exit_code == 1 and "too little data" in result.output
+    assert not (tmp_path / "w").exists()
+    assert redis_client.keys("*") == [b"botify:lists:core:active"]
+    assert redis_client.get("botify:lists:core:active") == b"v-before"
