@@ -7,12 +7,21 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.request
 
 import pytest
 
 from tests.stack.conftest import needs_nginx
 
 from .conftest import Load, events_since, once_each, run_load
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=0.5) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 @needs_nginx
@@ -25,24 +34,27 @@ def test_a_killed_replica_is_restarted_and_loses_no_acknowledged_step(fault_stac
     batches = Load(stack.url, 20_000_000, path="batch", batch=10)
     victim = stack.replica_pids[0]
     restarts = stack.restarts("recommender-1")
-    state = {"killed_at": None, "back_at": None}
+    state = {"killed_at": None, "back_at": None, "up_at": None}
 
     def scenario() -> bool:
         done = sum(load.requests for load in singles)
+        now = time.monotonic()
         if state["killed_at"] is None and done >= 300:
             os.killpg(victim, signal.SIGKILL)  # master and worker, like `docker kill`
-            state["killed_at"] = time.monotonic()
+            state["killed_at"] = now
         elif (
             state["killed_at"]
             and not state["back_at"]
             and stack.restarts("recommender-1") > restarts
             and stack.replica_pids[0] != victim
         ):
-            state["back_at"] = time.monotonic()
+            state["back_at"] = now
             state["back_ms"] = int(time.time() * 1000)
+        elif state["back_at"] and not state["up_at"] and healthy(stack.replica_urls[0]):
+            state["up_at"] = now  # restarted and serving again
         # Enough requests that 0.1 % is a real bound, and traffic well after the restart: nginx
         # tries a failed replica again only after fail_timeout (2 s, botify/stack.py).
-        return bool(state["back_at"]) and time.monotonic() - state["back_at"] > 3.0 and done >= 1000
+        return bool(state["up_at"]) and now - state["up_at"] > 3.0 and done >= 1000
 
     try:
         run_load([*singles, batches], scenario, timeout=60)
