@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
 import redis
@@ -247,10 +247,11 @@ class RedisState:
         self.session_ttl = int(session_ttl)
         self.pointer_max_age = pointer_max_age
         self.lists: dict[str, CachedTopLists] = {}
+        register = cast(redis.Redis, client).register_script  # the cluster client has it too
         self._scripts = {
-            NextInList: client.register_script(_NEXT_IN_LIST),
-            PickInList: client.register_script(_PICK_IN_LIST),
-            PushSession: client.register_script(_PUSH_SESSION),
+            NextInList: register(_NEXT_IN_LIST),
+            PickInList: register(_PICK_IN_LIST),
+            PushSession: register(_PUSH_SESSION),
         }
 
     # -- keys ---------------------------------------------------------------------------------
