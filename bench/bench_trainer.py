@@ -31,8 +31,11 @@ simulator imports it only for listening times, computed here with numpy alike).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -222,15 +225,22 @@ def step_variants(work: Path, recipe: str, rounds: int = 10, batch: int = 2048) 
 
 def child(args: list[str]) -> dict:
     """Run this script as a child with the allocator settings; its last stdout line is JSON."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     out = subprocess.run([sys.executable, __file__, *args], env={**os.environ, **MALLOC},
                          capture_output=True, text=True)  # fmt: skip
     if out.returncode:
         sys.exit(f"child {args} failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["wall_seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = _children_cpu() - cpu
     result["load"] = os.getloadavg()[0]
     return result
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of finished children: less sensitive to others' load."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- the A/B -----------------------------------------------------------------------------------
@@ -276,6 +286,13 @@ def ab_test(recs: dict[str, Path], sessions: int, world_seed: int = 42, seed: in
     return out
 
 
+def seed_ranking(ab: dict, model: str) -> bool:
+    """T1, T2 and T3 each above C (95 % intervals), and T1 and T2 ahead of T3 (means)."""
+    arms = [ab[f"{model} {arm}"] for arm in ("T1", "T2", "T3")]
+    above = all(a["effect"] - a["ci95"] > 0 for a in arms)
+    return above and min(arms[0]["mean"], arms[1]["mean"]) > arms[2]["mean"]
+
+
 # -- the report --------------------------------------------------------------------------------
 
 
@@ -313,6 +330,8 @@ def print_stages(results: list[dict]) -> None:
     print(f"{'epochs x samples':<46}" + "".join(
         f"{r['metrics']['epochs_run']} x {r['metrics']['train_samples_per_epoch']:,}".rjust(18)
         for r in results))  # fmt: skip
+    print(f"{'CPU seconds (user + system, all threads)':<46}"
+          + "".join(f"{r['cpu_seconds']:>18.1f}" for r in results))  # fmt: skip
     print(f"{'load average at the end':<46}" + "".join(f"{r['load']:>18.2f}" for r in results))
 
 
@@ -323,10 +342,16 @@ def print_quality(results: list[dict]) -> None:
     )
     for r in results:
         label = f"{r['recipe']}: {r['metrics']['model']}, length {r['metrics']['settings']['MAX_ITEM_LIST_LENGTH']}"
-        print(f"  {label:<45}" + "".join(f"{r['metrics']['test']['CORE'][k]:>11.4f}" for k in keys))
+        print(
+            f"  {label:<45}"
+            + "".join(f"{r['metrics']['test']['CORE'].get(k, math.nan):>11.4f}" for k in keys)
+        )
     for r in results:
         pop = r["metrics"]["test"]["Pop"]
-        print(f"  {'Pop (' + r['recipe'] + ')':<45}" + "".join(f"{pop[k]:>11.4f}" for k in keys))
+        print(
+            f"  {'Pop (' + r['recipe'] + ')':<45}"
+            + "".join(f"{pop.get(k, math.nan):>11.4f}" for k in keys)
+        )
 
 
 def main() -> None:
@@ -371,7 +396,9 @@ def main() -> None:
               + ", ".join(f"{k} {v:,}" for k, v in SEED_RUN.items()), flush=True)  # fmt: skip
         results = [default]
         extra = ["today-lean"] if ns.quick else [r for r in ns.recipes.split(",") if r]
-        if not ns.quick:
+        if not ns.quick and importlib.util.find_spec("recbole") is None:
+            print("recbole is not installed: today's recipe through RecBole is left out")
+        elif not ns.quick:
             results.append(child(["--_child", "reference", str(work)]))
         for recipe in extra:
             results.append(child([*device, "--_child", "pipeline", str(work), recipe, "-"]))
@@ -410,6 +437,8 @@ def main() -> None:
                         f"  {arm:<26} {r['mean']:.3f}  {r['effect']:+.1%} "
                         f"[{r['effect'] - r['ci95']:+.1%}, {r['effect'] + r['ci95']:+.1%}]"
                     )
+            for r in results:
+                print(f"  {r['recipe']}: the seed's ranking holds: {seed_ranking(ab, r['recipe'])}")
     summary = {
         "default_wall_seconds": round(default["wall_seconds"], 1),
         "goal_seconds": GOAL_SECONDS,

@@ -200,7 +200,7 @@ def _rank_in_top(scores: torch.Tensor, targets: torch.Tensor, k: int) -> torch.T
     scores[:, 0] = -torch.inf
     top = torch.topk(scores, k, dim=1).indices
     hit = top == targets[:, None]
-    return torch.where(hit.any(dim=1), hit.to(torch.int8).argmax(dim=1), k)
+    return torch.where(hit.any(dim=1), hit.float().argmax(dim=1), k)
 
 
 def ranking_metrics(rank: torch.Tensor, ks: list[int]) -> dict[str, float]:
