@@ -145,7 +145,6 @@ def train_reference(
         config["topk"] = sorted({min(k, dataset.item_num - 1) for k in config["topk"]})
         train_data, valid_data, test_data = timed("data_preparation", data_preparation, config,
                                                   dataset)  # fmt: skip
-        timed("batches", lambda: sum(1 for _ in train_data))
 
         init_seed(config["seed"], config["reproducibility"])
         model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
@@ -174,6 +173,8 @@ def train_reference(
         pop_trainer.fit(train_data, None, verbose=False, saved=False, show_progress=False)
         pop_test = pop_trainer.evaluate(test_data, load_best_model=False, show_progress=False)
         seconds["test"] = time.perf_counter() - started
+        # after training: the pass draws a shuffle from the generator the epochs use
+        timed("batches", lambda: sum(1 for _ in train_data))
 
         arch = {key: config[key] for key in ARCH_KEYS}
         tracks = dataset.field2id_token["item_id"][1:].astype(np.int64)
