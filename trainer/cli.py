@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 VARIANT = click.Choice(["trm", "ave"])
 REDIS_URL = click.option(
@@ -58,9 +56,11 @@ def prepare_cmd(data: Path, out: Path, min_time: float, min_count: int) -> None:
     "--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="model directory")
-@click.option("--variant", type=VARIANT, default="trm", show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=None, help="default: trainer/core.yaml")
-@click.option("--seed", type=int, default=None, help="default: trainer/core.yaml")
+@click.option("--variant", type=VARIANT, default=None, help="default: RECIPE in trainer/train.py")
+@click.option(
+    "--epochs", type=click.IntRange(1), default=None, help="default: RECIPE in trainer/train.py"
+)
+@click.option("--seed", type=int, default=None, help="default: RECIPE in trainer/train.py")
 @click.option("--max-len", type=click.IntRange(1), default=None, help="MAX_ITEM_LIST_LENGTH")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="train_batch_size")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
@@ -91,27 +91,11 @@ def train_cmd(dataset, out, variant, epochs, seed, max_len, batch_size, no_progr
 @click.option("--exclude-seen", is_flag=True, help="leave out tracks the user already liked")
 def recommend_cmd(model_dir: Path, out: Path, k: int, exclude_seen: bool) -> None:
     """Top-K per user from each user's full chain; also MODEL/item_embeddings.npz."""
+    from trainer.model import write_recommendations
+
     started = time.perf_counter()
-    users = _run(recommend, model_dir, out, k=k, exclude_seen=exclude_seen)
+    users = _run(write_recommendations, model_dir, out, k=k, exclude_seen=exclude_seen)
     click.echo(f"{users} lists -> {out} in {time.perf_counter() - started:.1f} s")
-
-
-def recommend(model_dir: Path, out: Path, k: int = 100, exclude_seen: bool = False) -> int:
-    import torch
-
-    from trainer.model import item_embeddings, load_model, top_k
-
-    model = load_model(model_dir, device="cuda" if torch.cuda.is_available() else "cpu")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    n = 0
-    with tmp.open("w") as f:
-        for user, tracks in top_k(model, k=k, exclude_seen=exclude_seen):
-            f.write(json.dumps({"user": user, "tracks": tracks}) + "\n")
-            n += 1
-    tmp.replace(out)
-    np.savez(model_dir / "item_embeddings.npz", **item_embeddings(model))
-    return n
 
 
 @cli.command("deploy")
@@ -174,7 +158,7 @@ def rollback_cmd(redis_url: str, name: str, journal: Path | None) -> None:
 )
 @REDIS_URL
 @NAME
-@click.option("--variant", type=VARIANT, default="trm", show_default=True)
+@click.option("--variant", type=VARIANT, default=None, help="default: RECIPE in trainer/train.py")
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--seed", type=int, default=None)
 @click.option("--min-time", default=0.8, show_default=True)

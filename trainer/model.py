@@ -18,12 +18,11 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from trainer.core_net import CORE
 
 FORMAT = "botify-core/1"
 ARCH_KEYS = (
@@ -39,6 +38,8 @@ ARCH_KEYS = (
     "initializer_range",
     "temperature",
     "MAX_ITEM_LIST_LENGTH",
+    "sess_dropout",  # training only; absent from older model.json files (then 0)
+    "item_dropout",
 )
 
 
@@ -54,54 +55,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-class CoreScorer(nn.Module):
-    """CORE's inference half: item embeddings plus (for trm) its transformer weighting net.
-
-    Attribute names match RecBole's CORE, so its state_dict loads with strict=True.
-    """
-
-    def __init__(self, n_items: int, arch: dict):
-        super().__init__()
-        self.arch = arch
-        self.max_len = int(arch["MAX_ITEM_LIST_LENGTH"])
-        self.item_embedding = nn.Embedding(n_items, arch["embedding_size"], padding_idx=0)
-        if arch["dnn_type"] == "trm":
-            from recbole.model.sequential_recommender.core import TransNet
-
-            from trainer.recbole_edge import import_models
-
-            import_models()
-
-            net_config = {**arch, "ITEM_ID_FIELD": "item_id", "LIST_SUFFIX": "_list"}
-            seqlen = SimpleNamespace(field2seqlen={"item_id_list": self.max_len})
-            self.net = TransNet(net_config, seqlen)
-        elif arch["dnn_type"] != "ave":
-            raise CheckpointError(f"unknown dnn_type {arch['dnn_type']!r} (trm or ave)")
-
-    def session(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """Normalised session vectors for right-padded item sequences (0 = padding)."""
-        x = self.item_embedding(item_seq)
-        if self.arch["dnn_type"] == "trm":
-            alpha = self.net(item_seq, x)
-        else:
-            mask = item_seq.gt(0).to(x.dtype)
-            alpha = (mask / mask.sum(dim=-1, keepdim=True)).unsqueeze(-1)
-        return F.normalize(torch.sum(alpha * x, dim=1), dim=-1)
-
-    def scores(self, item_seq: torch.Tensor, items_t: torch.Tensor | None = None) -> torch.Tensor:
-        """cos(session, item) for every item; the temperature is left out (it keeps the order).
-
-        `items_t`: the normalised, transposed item table, computed once by a caller that scores
-        many batches.
-        """
-        if items_t is None:
-            items_t = F.normalize(self.item_embedding.weight, dim=-1).T.contiguous()
-        return self.session(item_seq) @ items_t
-
-
 @dataclass
 class SavedModel:
-    scorer: CoreScorer
+    scorer: CORE
     tracks: np.ndarray  # internal id i+1 -> tracks[i]
     users: np.ndarray  # user ids with a chain
     offsets: np.ndarray  # users[j]'s chain is chain_tracks[offsets[j]:offsets[j+1]]
@@ -156,9 +112,9 @@ def load_model(model_dir: str | Path, device: str = "cpu") -> SavedModel:
             f"{weights}: refused by the safe loader ({type(exc).__name__})"
         ) from exc
     try:
-        scorer = CoreScorer(int(meta["n_items"]), meta["arch"])
+        scorer = CORE(int(meta["n_items"]), meta["arch"])
         scorer.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{weights}: weights do not match the recorded architecture") from exc
     try:
         with np.load(model_dir / "sequences.npz", allow_pickle=False) as npz:
@@ -202,7 +158,7 @@ def top_k(
     seq = padded_sequences(model)
     to_internal = internal_ids(model.tracks)
     weight = model.scorer.item_embedding.weight
-    items_t = F.normalize(weight, dim=-1).T.contiguous()
+    items_t = model.scorer.normalised_items()
     k = min(k, len(model.tracks))
     for lo in range(0, len(seq), batch):
         chunk = torch.from_numpy(seq[lo : lo + batch]).to(weight.device)
@@ -217,6 +173,23 @@ def top_k(
         for row, user in enumerate(model.users[lo : lo + batch]):
             # a user who liked nearly everything gets a shorter list, never a masked track
             yield int(user), model.tracks[best[row][usable[row]] - 1].tolist()
+
+
+def write_recommendations(
+    model_dir: Path, out: Path, k: int = 100, exclude_seen: bool = False
+) -> int:
+    """`recommend`: top-K lists as JSON lines into `out` (atomically) and item_embeddings.npz."""
+    model = load_model(model_dir, device="cuda" if torch.cuda.is_available() else "cpu")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    n = 0
+    with tmp.open("w") as f:
+        for user, tracks in top_k(model, k=k, exclude_seen=exclude_seen):
+            f.write(json.dumps({"user": user, "tracks": tracks}) + "\n")
+            n += 1
+    tmp.replace(out)
+    np.savez(Path(model_dir) / "item_embeddings.npz", **item_embeddings(model))
+    return n
 
 
 def internal_ids(catalogue: np.ndarray):
@@ -235,5 +208,5 @@ def item_embeddings(model: SavedModel) -> dict[str, np.ndarray]:
     return {
         "tracks": model.tracks.copy(),
         "embeddings": weight.astype(np.float32),
-        "temperature": np.float32(model.scorer.arch["temperature"]),
+        "temperature": np.float32(model.scorer.temperature),
     }

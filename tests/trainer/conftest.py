@@ -54,7 +54,17 @@ def tiny_dataset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_dataset, tmp_path_factory):
+    """The default recipe (CORE-ave), one epoch."""
     dataset, _ = tiny_dataset
     out = tmp_path_factory.mktemp("model") / "model"
     metrics = train(dataset, out, epochs=1, seed=7, overrides=TINY, show_progress=False)
+    return out, metrics
+
+
+@pytest.fixture(scope="session")
+def tiny_trm_model(tiny_dataset, tmp_path_factory):
+    """CORE-trm (the recipe before), one epoch."""
+    dataset, _ = tiny_dataset
+    out = tmp_path_factory.mktemp("model") / "trm"
+    metrics = train(dataset, out, "trm", epochs=1, seed=7, overrides=TINY, show_progress=False)
     return out, metrics
