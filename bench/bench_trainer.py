@@ -273,7 +273,9 @@ def ab_test(recs: dict[str, Path], sessions: int, world_seed: int = 42, seed: in
     def session_times(policy) -> np.ndarray:
         # + 1.0: the first track, heard in full, is logged with time 1.0 and counted by
         # script.ab's mean_time_per_session; the simulator's total counts recommended tracks only
-        return BatchSimulator(population, np.random.default_rng(seed)).run(policy, sessions).time + 1.0
+        return (
+            BatchSimulator(population, np.random.default_rng(seed)).run(policy, sessions).time + 1.0
+        )
 
     control = session_times(Arm("sticky_artist", None))
     out = {"C": {"mean": float(control.mean())}}

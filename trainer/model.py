@@ -208,5 +208,5 @@ def item_embeddings(model: SavedModel) -> dict[str, np.ndarray]:
     return {
         "tracks": model.tracks.copy(),
         "embeddings": weight.astype(np.float32),
-        "temperature": np.float32(model.scorer.temperature),
+        "temperature": np.array(model.scorer.temperature, dtype=np.float32),
     }

@@ -72,7 +72,7 @@ def train(
     for key, value in (("dnn_type", variant), ("epochs", epochs), ("seed", seed)):
         if value is not None:
             settings[key] = value
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    on = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seconds: dict = {"train": [], "valid": []}
 
     started = time.perf_counter()
@@ -80,18 +80,18 @@ def train(
     split = leave_one_out(chains)
     if not len(split.train):
         raise ValueError(f"{dataset_dir}: no training samples (every chain is shorter than 3)")
-    on_device = split.to(device)
+    on_device = split.to(on)
     ks = sorted({min(k, len(split.catalogue)) for k in settings["topk"]})
     seconds["load"] = time.perf_counter() - started
     log.info(
         "%d users, %d tracks; %d training samples per epoch; device %s; %d threads",
-        len(chains.users), len(split.catalogue), len(split.train), device,
+        len(chains.users), len(split.catalogue), len(split.train), on,
         torch.get_num_threads(),
     )  # fmt: skip
 
     torch.manual_seed(settings["seed"])
     arch = {key: settings[key] for key in ARCH_KEYS}
-    model = CORE(split.n_items, arch).to(device)
+    model = CORE(split.n_items, arch).to(on)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
     shuffle = torch.Generator().manual_seed(settings["seed"])
     best: dict = {}
@@ -133,7 +133,7 @@ def train(
         "fit_seconds": round(fit, 2),
         "seconds_per_epoch": round(fit / settings["epochs"], 2),
         "seconds": _rounded(seconds, 2),
-        "device": str(device),
+        "device": str(on),
         "settings": arch
         | {k: settings[k] for k in ("train_batch_size", "learning_rate", "epochs", "seed")},
     }
