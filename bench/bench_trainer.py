@@ -74,60 +74,30 @@ def _scipy_stub() -> None:
 
 
 def day_one_events(sessions: int = 400_000, world_seed: int = 42, seed: int = 0) -> pd.DataFrame:
-    """The events of day 1 of the seed-scale demo, as the exporter writes them (see the top)."""
+    """The events of day 1 of the seed-scale demo (see the top): the service's own classes
+    in-process (StickyArtist, in-memory state) write their event logs, the exporter reads them."""
     _scipy_stub()
-    from sim.batch import BatchSimulator, Policy
+    from script.export import DATA_FILE, export
+    from sim.batch import BatchSimulator, run_key
+    from sim.transport import InProcess, ServicePolicy
     from sim.user_model import Population
     from sim.world import generate
 
-    class StickyArtistLog(Policy):
-        """StickyArtist (a random track by the previous track's artist), logging every play."""
+    world = generate(world_seed)
+    with tempfile.TemporaryDirectory(prefix="bench-day1-") as tmp:
+        service = InProcess.build(world.catalog, "sticky_artist", log_dir=Path(tmp) / "logs")
+        done = [0]
 
-        def __init__(self):
-            self.parts, self.step, self.next_session = [], 0, 0
+        def progress(n: int) -> None:
+            done[0] += n
+            if done[0] // 50_000 != (done[0] - n) // 50_000:
+                print(f"  day 1: {done[0]:,} / {sessions:,} sessions", file=sys.stderr, flush=True)
 
-        def start(self, sim, rows):
-            if not self.next_session:
-                self.session = np.zeros(len(sim.user), dtype=np.int64)
-            self.session[rows] = self.next_session + np.arange(len(rows))
-            self.next_session += len(rows)
-            self._log(sim, rows, sim.last_track[rows], np.ones(len(rows)))  # heard in full
-
-        def act(self, sim, live):
-            pop = sim.pop
-            artist = pop.artist_of[sim.last_track[live]]
-            lo, hi = pop.artist_offsets[artist], pop.artist_offsets[artist + 1]
-            return pop.artist_tracks[lo + sim.rng.integers(hi - lo)]
-
-        def observe(self, sim, live, tracks, times):
-            self._log(sim, live, tracks, times)
-
-        def _log(self, sim, rows, tracks, times):
-            self.parts.append((sim.user[rows], self.session[rows], np.asarray(tracks),
-                               np.asarray(times, dtype=np.float64), np.full(len(rows), self.step)))  # fmt: skip
-            self.step += 1
-
-    population = Population(generate(world_seed))
-    log = StickyArtistLog()
-    BatchSimulator(population, np.random.default_rng(seed)).run(log, sessions)
-    user, session, track, heard, step = (np.concatenate(c) for c in zip(*log.parts, strict=True))
-    order = np.lexsort((session, step))  # the log's order: by step, sessions side by side
-    user, session, track, heard = user[order], session[order], track[order], heard[order]
-    last = np.zeros(len(order), dtype=bool)  # each session's final play is its /last event
-    _, from_end = np.unique(session[::-1], return_index=True)
-    last[len(order) - 1 - from_end] = True
-    return pd.DataFrame(
-        {
-            "message": np.where(last, "last", "next"),
-            "timestamp": 1_700_000_000_000 + np.arange(len(order), dtype=np.int64),
-            "user": user.astype(np.int64),
-            "track": track.astype(np.int64),
-            "time": heard,
-            "latency": 0.001,
-            "recommendation": pd.array(np.where(last, None, 0), dtype="Int64"),
-            "replica": "bench",
-        }
-    )
+        simulator = BatchSimulator(Population(world), run_key(seed, 1), progress=progress)
+        simulator.run(ServicePolicy(service), sessions)
+        service.service.events.close()
+        export([Path(tmp) / "logs"], Path(tmp) / "dataset")
+        return pd.read_parquet(Path(tmp) / "dataset" / DATA_FILE)
 
 
 # -- children: each measured setting runs in a fresh process ------------------------------------
@@ -248,41 +218,27 @@ def _children_cpu() -> float:
 
 def ab_test(recs: dict[str, Path], sessions: int, world_seed: int = 42, seed: int = 7) -> dict:
     """Mean session time per arm, each arm on the same simulator seed (day 2 of the demo)."""
-    from botify import recommenders
-    from botify.catalog import Catalog
-    from sim.batch import BatchSimulator, RecommenderPolicy
+    from sim.batch import BatchSimulator, run_key
+    from sim.transport import InProcess, ServicePolicy
     from sim.user_model import Population
     from sim.world import generate
 
     world = generate(world_seed)
-    population, catalog = Population(world), Catalog.from_records(world.track_records())
+    population = Population(world)
 
-    class Lists:
-        def __init__(self, path: Path):
-            rows = (json.loads(line) for line in path.read_text().splitlines())
-            self.lists = {r["user"]: np.asarray(r["tracks"], dtype=np.int64) for r in rows}
-
-        def get(self, user: int):
-            return self.lists.get(user)
-
-    class Arm(RecommenderPolicy):
-        def __init__(self, name: str, lists: Lists | None):
-            self.ctx = recommenders.Context(catalog=catalog, lists={"core": lists} if lists else {})
-            self.recommender = recommenders.build(name, self.ctx)
-
-    def session_times(policy) -> np.ndarray:
+    def session_times(name: str, lists: Path | None) -> np.ndarray:
+        policy = ServicePolicy(
+            InProcess.build(world.catalog, name, lists={"core": lists} if lists else None)
+        )
         # + 1.0: the first track, heard in full, is logged with time 1.0 and counted by
         # script.ab's mean_time_per_session; the simulator's total counts recommended tracks only
-        return (
-            BatchSimulator(population, np.random.default_rng(seed)).run(policy, sessions).time + 1.0
-        )
+        return BatchSimulator(population, run_key(seed, 2)).run(policy, sessions).time + 1.0
 
-    control = session_times(Arm("sticky_artist", None))
+    control = session_times("sticky_artist", None)
     out = {"C": {"mean": float(control.mean())}}
     for model, path in recs.items():
-        lists = Lists(path)
         for arm, name in (("T1", "sorted_indexed"), ("T2", "cooler_indexed"), ("T3", "indexed")):
-            times = session_times(Arm(name, lists))
+            times = session_times(name, path)
             effect = times.mean() / control.mean() - 1
             se = np.sqrt(times.var(ddof=1) / len(times) + control.var(ddof=1) / len(control))
             out[f"{model} {arm}"] = {"mean": float(times.mean()), "effect": float(effect),
