@@ -44,7 +44,11 @@ from botify.stack import LocalStack
 
 BENCH_DIR = Path(__file__).resolve().parent
 # Peers served by the same stack (bench/stack_floor.py): the ceiling any app meets here.
-PEERS = {"bare_wsgi": "stack_floor:bare_wsgi", "flask_echo": "stack_floor:flask_echo()"}
+PEERS = {
+    "bare_wsgi": "stack_floor:bare_wsgi",
+    "flask_echo": "stack_floor:flask_echo()",
+    "flask_redis": "stack_floor:flask_redis()",  # + one Redis round trip, as the list arms do
+}
 
 WRK_SCRIPT = """
 math.randomseed(%(seed)d)
@@ -207,7 +211,8 @@ def main() -> int:
                   f"({1 / cost:.0f} req/s per core)", flush=True)  # fmt: skip
         if not ns.peers:
             return 0
-        # The peers need no Redis and no experiments; the stack still checks the files exist.
+        # The peers need no experiments (flask_redis reads the same Redis); the stack still
+        # checks the files exist.
         peer_env = {
             **env,
             "PYTHONPATH": os.pathsep.join(
@@ -230,6 +235,8 @@ def main() -> int:
             for peer in PEERS
         )
         print(f"{arm:<16} {where:<16} {shares}")
+    summary = {key: round(r["rps"]) for key, r in results.items()}
+    print(json.dumps({"rps": summary}))
     return 0
 
 

@@ -323,6 +323,9 @@ def main() -> None:
                         help="default recipe (and today's settings on the lean path) only")  # fmt: skip
     parser.add_argument("--recipes", default="", help=f"more lean recipes: {','.join(RECIPES)}")
     parser.add_argument("--ab", type=int, default=20_000, help="A/B sessions per arm (0: none)")
+    parser.add_argument("--events", type=Path,
+                        help="day-1 events (events.parquet from an earlier run's --work) instead of "
+                        "generating them")  # fmt: skip
     parser.add_argument("--work", type=Path, help="keep data and models here (default: a temp dir)")
     parser.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
     ns = parser.parse_args()
@@ -344,7 +347,11 @@ def main() -> None:
         work = ns.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        events = day_one_events(ns.sessions)
+        if ns.events:
+            events = pd.read_parquet(ns.events)
+            ns.sessions = int((events["message"] == "last").sum())
+        else:
+            events = day_one_events(ns.sessions)
         events.to_parquet(work / "events.parquet")
         liked = int((events["time"] > 0.8).sum())
         print(f"day 1: {ns.sessions:,} sessions, {len(events):,} events, {liked:,} liked plays "

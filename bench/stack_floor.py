@@ -8,11 +8,16 @@ app on this machine, and the service's share of it says what is left to win insi
   (no framework, no validation, no Redis, no event log).
 - `flask_echo()`: Flask + flask-restful, as the service: parses the JSON body and echoes the track
   back (no validation, no Redis, no event log).
+- `flask_redis()`: the same plus one Redis round trip per request (a GET of the user's key, with
+  the service's client, `botify.store.connect`): the floor for an arm that reads Redis, as the
+  list arms do once per request.
 
 Both answer `GET /health` (the stack waits for it) and `POST /next/<user>`.
 """
 
 from __future__ import annotations
+
+import os
 
 from flask import Flask, request
 from flask_restful import Api, Resource
@@ -43,4 +48,24 @@ def flask_echo() -> Flask:
     api = Api(app)
     api.add_resource(_Health, "/health")
     api.add_resource(_Echo, "/next/<int:user>")
+    return app
+
+
+class _EchoRedis(Resource):
+    def __init__(self, client):
+        self.client = client
+
+    def post(self, user: int):
+        self.client.get(f"floor:{{{user}}}")
+        return {"user": user, "track": request.get_json()["track"]}
+
+
+def flask_redis() -> Flask:
+    from botify.store import connect
+
+    app = Flask(__name__)
+    api = Api(app)
+    api.add_resource(_Health, "/health")
+    api.add_resource(_EchoRedis, "/next/<int:user>",
+                     resource_class_args=(connect(os.environ["BOTIFY_REDIS_URL"]),))  # fmt: skip
     return app

@@ -113,7 +113,8 @@ class Runner:
 
     def say(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
-        print(f"[{elapsed // 60:02.0f}:{elapsed % 60:02.0f}] {text}", file=sys.stderr, flush=True)
+        minutes, seconds = divmod(int(elapsed), 60)  # whole seconds: never "03:60"
+        print(f"[{minutes:02d}:{seconds:02d}] {text}", file=sys.stderr, flush=True)
 
     def run(self, step: str, args: list[str], env: dict | None = None) -> None:
         """Run `python <args>` from the repo root; its output goes to the step's log (and live
