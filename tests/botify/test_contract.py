@@ -68,7 +68,12 @@ def session(rec, state, user: int, first: int, seed: int, steps: int = 12):
     out, prev = [], first
     for i in range(steps):
         step = Step("next", user, prev, [1.0, 0.5, 0.05, 0.9][i % 4], seed + i)
-        answer = rec.recommend(step, state.run(list(rec.ops(step))))
+        results = state.run(list(rec.ops(step)))
+        rec.ctx.rng.serve(step)  # as the service does: ctx.rng is the step's generator
+        try:
+            answer = rec.recommend(step, results)
+        finally:
+            rec.ctx.rng.serve(None)
         out.append((int(answer.track), bool(answer.fallback)))
         prev = answer.track
     end = Step("last", user, prev, 0.3, 0)
