@@ -43,14 +43,13 @@ from sim.config import SimConfig, load_config
 from sim.transport import InProcess, RemoteError, ServicePolicy, http_transport
 from sim.user_model import Population
 
-SPECIAL_AGENTS = ("remote", "oracle", "dummy", "console")
-
 
 def agent_names() -> list[str]:
     """Every agent sim.run knows: the special ones plus every registered recommender."""
     from botify import recommenders
+    from sim.agents import AGENTS  # the agents that are not service recommenders
 
-    return [*SPECIAL_AGENTS, *recommenders.names()]
+    return [*AGENTS, *recommenders.names()]
 
 
 @dataclass(frozen=True)
