@@ -22,9 +22,11 @@ test: $(STAMP)
 	@tools/system-packages.sh
 	$(PY) -m pytest $(ARGS)
 
-# The fast lane: no nginx, no gunicorn stacks, no RecBole, no full loop (markers: tests/conftest.py).
+# The fast lane: no nginx, no gunicorn stacks, no RecBole, no full loop (markers: tests/conftest.py),
+# on 2 xdist workers. `make test` stays serial: its stack and fault tests measure latencies and
+# kill processes, and share the 2 cores with what they measure.
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow and not stack and not trainer" $(ARGS)
+	$(PY) -m pytest -m "not slow and not stack and not trainer" -n 2 $(ARGS)
 
 # The compose stack for real: build, up --scale 2, simulate, pull, export, train, keeper, scale 3
 # and back, down -v (README "With Docker Compose"). Needs a Docker engine and Compose v2; skipped
