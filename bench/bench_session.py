@@ -11,7 +11,10 @@ track, as the A/B report does) with its ratio to StickyArtist, beside random and
 
 - `session_core`, the default weights (CORE 1, genre 1, popularity 0.5, artist discount 0.5);
 - each part switched off in turn, and CORE alone;
-- the seed's best list arm (T2, cooler_indexed) over `--lists` when given.
+- with `--lists`: the seed's list arms T1 (sorted_indexed, the seed's rule: the track after the
+  previous one in the list, else the list's first) and T2 (cooler_indexed), and the walk T1 served
+  before the seed's rule (a cursor that moves one down the list per /next, whatever the previous
+  track was; emulated here), so the rule's effect shows on the same sessions.
 """
 
 from __future__ import annotations
@@ -31,6 +34,29 @@ from sim.batch import BatchSimulator, OraclePolicy, RandomPolicy, run_key  # noq
 from sim.transport import InProcess, ServicePolicy  # noqa: E402
 from sim.user_model import Population  # noqa: E402
 from sim.world import World  # noqa: E402
+
+
+class CursorWalk:
+    """T1 before the seed's rule: list[cursor], cursor + 1 per /next, back to 0 on /last."""
+
+    def __init__(self, path: Path, fallback):
+        from botify.toplists import read_list_file
+
+        self.lists = dict(read_list_file(path))
+        self.fallback, self.cursor = fallback, {}
+
+    def step(self, sim, act, end):
+        for row in end.tolist():
+            self.cursor.pop(int(sim.user[row]), None)
+        out = self.fallback.step(sim, act, end)  # users without a list
+        for j, row in enumerate(act.tolist()):
+            user = int(sim.user[row])
+            tracks = self.lists.get(user)
+            if tracks:
+                position = self.cursor.get(user, 0)
+                out[j], self.cursor[user] = tracks[position % len(tracks)], position + 1
+        return out
+
 
 VARIANTS: dict[str, dict] = {
     "session_core (default)": {},
@@ -68,9 +94,12 @@ def main() -> int:
         "sticky_artist (C)": ServicePolicy(InProcess.build(world.catalog, "sticky_artist")),
     }
     if lists:
-        agents["cooler_indexed (T2)"] = ServicePolicy(
-            InProcess.build(world.catalog, "cooler_indexed", lists=lists)
-        )
+        for name, label in (("sorted_indexed", "T1"), ("cooler_indexed", "T2")):
+            agents[f"{name} ({label})"] = ServicePolicy(
+                InProcess.build(world.catalog, name, lists=lists)
+            )
+        sticky = ServicePolicy(InProcess.build(world.catalog, "sticky_artist"))
+        agents["T1 before: cursor walk"] = CursorWalk(ns.lists, sticky)
     for label, params in VARIANTS.items():
         agents[label] = ServicePolicy(
             InProcess.build(world.catalog, "session_core", lists=lists, models=models, **params)
