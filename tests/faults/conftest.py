@@ -120,7 +120,9 @@ class Load(threading.Thread):
                 conn.request("POST", path, body=body, headers=headers)
                 response = conn.getresponse()
                 raw = response.read()
-            except OSError as error:
+            except (OSError, http.client.HTTPException) as error:
+                # no whole answer: refused, reset, or cut mid-response (a replica killed while
+                # writing it: IncompleteRead, RemoteDisconnected)
                 self.errors.append(repr(error))
                 conn.close()
                 time.sleep(0.05)
