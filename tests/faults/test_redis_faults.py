@@ -81,6 +81,7 @@ def test_redis_frozen_then_thawed(fault_stack):
 def test_redis_killed_is_restarted_and_emptied_redis_is_reported(fault_stack):
     stack = fault_stack
     first = deploy(stack, LIST_USERS)
+    time.sleep(1.2)  # past the workers' 1 s pointer cache: they serve `first` before the kill
     restarts = stack.restarts("redis")
     old_pid = stack.redis_server.pid
     loads = [Load(stack.url, LIST_USERS.start + 6_000 + 3_000 * i) for i in range(2)]
