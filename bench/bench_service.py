@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
-    count_lines,
     deploy_random_lists,
-    ensure_world,
     experiments_file,
     group_cpu_seconds,
+    world_size,
 )
 
 from botify.redis_server import RedisServer
@@ -66,6 +65,15 @@ done = function(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
+
+
+def next_load(redis_url: str, folder: Path, users: int, tracks: int, seed: int) -> tuple[Path, str]:
+    """The load every stack benchmark sends: random top-100 lists deployed and activated for every
+    user (so list arms serve from Redis), and wrk's POST /next script; (script, version)."""
+    version = deploy_random_lists(redis_url, users, tracks)
+    script = folder / "next.lua"
+    script.write_text(WRK_SCRIPT % {"seed": seed, "users": users, "tracks": tracks})
+    return script, version
 
 
 def run_wrk(url: str, connections: int, duration: int, script: Path, pgids: list[int]) -> dict:
@@ -168,9 +176,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (tools/system-packages.sh installs it)", file=sys.stderr)
         return 1
-    ensure_world(ns.world)
-    tracks = count_lines(ns.world / "tracks.json")
-    users = count_lines(ns.world / "users.json")
+    users, tracks = world_size(ns.world)
     print(f"world {ns.world}: {tracks} tracks, {users} users; {os.cpu_count()} CPUs; "
           f"{ns.replicas} replicas x 1 worker (botify/gunicorn_conf.py {ns.gunicorn_args}), "
           "nginx, wrk on the same machine")  # fmt: skip
@@ -193,11 +199,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="botify-bench-") as tmp, RedisServer() as server:
         tmp = Path(tmp)
         start = time.perf_counter()
-        version = deploy_random_lists(server.url, users, tracks)
+        script, version = next_load(server.url, tmp, users, tracks, seed=1)
         print(f"deployed random top-100 lists for {users} users as core/{version} "
               f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
-        script = tmp / "next.lua"
-        script.write_text(WRK_SCRIPT % {"seed": 1, "users": users, "tracks": tracks})
         for arm in ns.arms:
             experiments = experiments_file(tmp / f"{arm}.yml", arm)
             stack = LocalStack(

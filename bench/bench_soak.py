@@ -20,14 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_service import WRK_SCRIPT, run_wrk
-from benchlib import (
-    count_lines,
-    deploy_random_lists,
-    ensure_world,
-    experiments_file,
-    group_rss_bytes,
-)
+from bench_service import next_load, run_wrk
+from benchlib import count_lines, experiments_file, group_rss_bytes, world_size
 
 from botify.redis_server import RedisServer
 from botify.stack import LocalStack
@@ -52,17 +46,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--arm", default="sorted_indexed")
     ns = parser.parse_args()
-    ensure_world(ns.world)
-    tracks = count_lines(ns.world / "tracks.json")
-    users = count_lines(ns.world / "users.json")
+    users, tracks = world_size(ns.world)
     print(f"soak: {ns.seconds} s of wrk at {ns.connections} connections, arm {ns.arm}, "
           f"{ns.interval} s intervals; {os.cpu_count()} CPUs", flush=True)  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="botify-soak-") as tmp, RedisServer() as server:
         tmp = Path(tmp)
-        deploy_random_lists(server.url, users, tracks)
-        script = tmp / "next.lua"
-        script.write_text(WRK_SCRIPT % {"seed": 7, "users": users, "tracks": tracks})
+        script, _ = next_load(server.url, tmp, users, tracks, seed=7)
         experiments = experiments_file(tmp / "arm.yml", ns.arm)
         logs = tmp / "logs"
         with LocalStack(ns.world, experiments, logs, replicas=2, redis_url=server.url) as stack:

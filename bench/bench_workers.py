@@ -18,8 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_service import WRK_SCRIPT, run_wrk
-from benchlib import count_lines, deploy_random_lists, ensure_world, experiments_file
+from bench_service import next_load, run_wrk
+from benchlib import experiments_file, world_size
 
 from botify.redis_server import RedisServer
 from botify.stack import LocalStack
@@ -35,15 +35,12 @@ def main() -> int:
     parser.add_argument("--a", default="--worker-class gthread", help="GUNICORN_CMD_ARGS of a")
     parser.add_argument("--b", default="", help="GUNICORN_CMD_ARGS of b")
     ns = parser.parse_args()
-    ensure_world(ns.world)
-    tracks, users = count_lines(ns.world / "tracks.json"), count_lines(ns.world / "users.json")
+    users, tracks = world_size(ns.world)
     settings = {"a": ns.a, "b": ns.b}
     totals = {k: {"requests": 0, "seconds": 0.0, "cpu": 0.0} for k in settings}
     with tempfile.TemporaryDirectory(prefix="botify-workers-") as tmp, RedisServer() as server:
         tmp = Path(tmp)
-        deploy_random_lists(server.url, users, tracks)
-        script = tmp / "next.lua"
-        script.write_text(WRK_SCRIPT % {"seed": 1, "users": users, "tracks": tracks})
+        script, _ = next_load(server.url, tmp, users, tracks, seed=1)
         experiments = experiments_file(tmp / "arm.yml", ns.arm)
         stacks = {}
         try:

@@ -21,6 +21,12 @@ def ensure_world(world: Path) -> None:
         )
 
 
+def world_size(world: Path) -> tuple[int, int]:
+    """(users, tracks) of the world, generating the default one first when it is missing."""
+    ensure_world(world)
+    return count_lines(world / "users.json"), count_lines(world / "tracks.json")
+
+
 def count_lines(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
@@ -39,20 +45,24 @@ def deploy_random_lists(redis_url: str, users: int, tracks: int, k: int = 100) -
     return version
 
 
-def group_cpu_seconds(pgids: list[int]) -> float:
-    """utime + stime of every live process in these process groups (the replicas' masters+workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _group_processes(pgids: list[int]):
+    """(/proc/<pid> folder, its stat fields after the command name) of every live process in
+    these process groups (the replicas' masters and workers)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
-            continue
+            continue  # ended meanwhile
         if int(fields[2]) in pgids:  # fields[2] = pgrp
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+            yield entry, fields
+
+
+def group_cpu_seconds(pgids: list[int]) -> float:
+    """utime + stime of every live process in these process groups."""
+    ticks = sum(int(f[11]) + int(f[12]) for _, f in _group_processes(pgids))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def experiments_file(path: Path, recommender: str) -> Path:
@@ -66,14 +76,10 @@ def experiments_file(path: Path, recommender: str) -> Path:
 
 def group_rss_bytes(pgids: list[int]) -> int:
     """Resident memory of every live process in these process groups."""
-    page = os.sysconf("SC_PAGE_SIZE")
     total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry, _ in _group_processes(pgids):
         try:
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) in pgids:
-                total += int((entry / "statm").read_text().split()[1]) * page
+            total += int((entry / "statm").read_text().split()[1])
         except (OSError, IndexError, ValueError):
-            continue
-    return total
+            continue  # ended meanwhile
+    return total * os.sysconf("SC_PAGE_SIZE")

@@ -91,6 +91,26 @@ class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend
         return False
 
 
+def list_set_name(owner: str, lists: str) -> str:
+    """A list set name as it goes into Redis keys: no key separators or hash-tag braces."""
+    if ":" in lists or "{" in lists or "}" in lists:
+        raise ValueError(f"{owner}: bad list set name {lists!r}")
+    return lists
+
+
+def stateless_fallback(owner: str, fallback: str, ctx: Context) -> Recommender:
+    """The recommender `owner` answers with when it has no data: it must need no per-user state,
+    since it also answers while Redis fails."""
+    if fallback not in REGISTRY:
+        from botify.recommenders import get  # loads every module, then looks up
+
+        get(fallback)
+    recommender = REGISTRY[fallback](ctx)
+    if recommender.uses_state:
+        raise ValueError(f"{owner}: fallback {fallback!r} must not need per-user state")
+    return recommender
+
+
 REGISTRY: dict[str, type[Recommender]] = {}
 
 

@@ -20,16 +20,8 @@ class ListRecommender(Recommender):
 
     def __init__(self, ctx: Context, lists: str = "core", fallback: str = "sticky_artist"):
         super().__init__(ctx)
-        if ":" in lists or "{" in lists:
-            raise ValueError(f"{self.name}: bad list set name {lists!r}")
-        if fallback not in base.REGISTRY:
-            from botify.recommenders import get  # loads every module, then looks up
-
-            get(fallback)
-        self.lists = lists
-        self.fallback = base.REGISTRY[fallback](ctx)
-        if self.fallback.uses_state:
-            raise ValueError(f"{self.name}: fallback {fallback!r} must not need per-user state")
+        self.lists = base.list_set_name(self.name, lists)
+        self.fallback = base.stateless_fallback(self.name, fallback, ctx)
 
     def list_sets(self) -> set[str]:
         return {self.lists}

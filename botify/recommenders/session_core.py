@@ -45,14 +45,8 @@ class SessionCore(Recommender):
         artist_discount: float = 0.5,
     ):
         super().__init__(ctx)
-        if fallback not in base.REGISTRY:
-            from botify.recommenders import get
-
-            get(fallback)
-        self.lists = lists
-        self.fallback = base.REGISTRY[fallback](ctx)
-        if self.fallback.uses_state:
-            raise ValueError(f"{self.name}: fallback {fallback!r} must not need per-user state")
+        self.lists = base.list_set_name(self.name, lists)
+        self.fallback = base.stateless_fallback(self.name, fallback, ctx)
         if not 0 < artist_discount <= 1:
             raise ValueError(f"{self.name}: artist_discount must be in (0, 1]")
         self.core_weight, self.genre_weight = float(core_weight), float(genre_weight)

@@ -132,9 +132,17 @@ def test_fallback_is_configurable(catalog, backend):
     assert all(fallback and track < 100 for track, fallback in answers)  # pop = 1 / (1 + track)
 
 
-def test_a_fallback_that_needs_state_is_refused(catalog):
+@pytest.mark.parametrize("name", ["sorted_indexed", "session_core"])
+def test_a_fallback_that_needs_state_is_refused(catalog, name):
     with pytest.raises(ValueError, match="must not need per-user state"):
-        recommenders.build("sorted_indexed", Context(catalog), fallback="indexed")
+        recommenders.build(name, Context(catalog), fallback="indexed")
+
+
+@pytest.mark.parametrize("name", ["indexed", "session_core"])
+@pytest.mark.parametrize("lists", ["core:x", "core{1}", "}"])
+def test_a_list_set_name_that_would_break_the_keys_is_refused(catalog, name, lists):
+    with pytest.raises(ValueError, match="bad list set name"):
+        recommenders.build(name, Context(catalog), lists=lists)
 
 
 @pytest.mark.parametrize("name", ["sorted_indexed", "cooler_indexed", "indexed"])
