@@ -33,9 +33,8 @@ from werkzeug.routing import BaseConverter
 
 from botify import affinity
 from botify.service import Service
-from botify.step import MAX_SEED, Step
+from botify.step import MAX_SEED, SEED_HEADER, Step
 
-SEED_HEADER = "X-Botify-Seed"
 _JSON = msgspec.json.Decoder()
 _ENCODER = msgspec.json.Encoder()
 

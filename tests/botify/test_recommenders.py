@@ -12,9 +12,9 @@ import redis
 from botify import recommenders
 from botify.catalog import Catalog
 from botify.recommenders import Context
-from botify.state import MemoryState, RedisState
 from botify.step import Step
 from botify.toplists import TopLists
+from botify.user_state import MemoryState, RedisState
 
 from .conftest import artist_of, read_events, user_list, write_lists
 from .test_api import first_user

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from botify.redis_server import free_port
+from ops.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "botify-compose-test"
