@@ -55,10 +55,12 @@ class Journal:
                         json.dumps({"user": int(user), "tracks": [int(t) for t in tracks]}) + "\n"
                     )
             if model is not None:
-                tracks, embeddings, model_meta = model
-                np.savez(staging / "model.npz", tracks=np.asarray(tracks), embeddings=np.asarray(
-                    embeddings, dtype=np.float32), **{k: np.asarray(v) for k, v in model_meta.items()
-                                                      if isinstance(v, int | float)})  # fmt: skip
+                model_tracks, embeddings, model_meta = model
+                scalars = {
+                    k: np.asarray(v) for k, v in model_meta.items() if isinstance(v, int | float)
+                }
+                np.savez(staging / "model.npz", tracks=np.asarray(model_tracks),
+                         embeddings=np.asarray(embeddings, dtype=np.float32), **scalars)  # fmt: skip
             (staging / "meta.json").write_text(json.dumps(info))
             if folder.exists():
                 shutil.rmtree(folder)

@@ -27,7 +27,7 @@ GUNICORN_TARGET = "botify.app:create_app()"
 
 
 class LocalStack:
-    """Redis + N gunicorn replicas + nginx on this machine; see the module docstring.
+    """Redis + N gunicorn replicas + nginx on this machine; see `ops.stack` and ops/stack/cli.py.
 
     `replica_urls[i]` is replica `recommender-<i+1>`; `kill_replica(i)`/`restart_replica(i)` take
     that same 0-based index. `url` is nginx's address (or the first replica's without nginx).
