@@ -145,6 +145,14 @@ def test_a_list_set_name_that_would_break_the_keys_is_refused(catalog, name, lis
         recommenders.build(name, Context(catalog), lists=lists)
 
 
+@pytest.mark.parametrize("lists", ["core:x", "core{1}", "}"])
+def test_the_lists_in_redis_refuse_the_same_names(redis_client, lists):
+    """One rule for the arms and for the lists they read (and the trainer deploys)."""
+    with pytest.raises(ValueError, match="bad list set name"):
+        TopLists(redis_client, lists)
+    assert TopLists(redis_client, "core.v2-x_1").name == "core.v2-x_1"
+
+
 @pytest.mark.parametrize("name", ["sorted_indexed", "cooler_indexed", "indexed"])
 def test_redis_and_memory_backends_answer_alike(catalog, redis_url, name):
     """The Lua scripts and their in-memory twin, on random lists and random steps."""
