@@ -177,6 +177,7 @@ class InProcess(Transport):
         from botify.experiments import Experiments
         from botify.online_model import MemoryModels
         from botify.service import Service
+        from botify.settings import Settings
         from botify.toplists import read_list_file
         from botify.user_state import MemoryState, memory_lists
 
@@ -190,7 +191,7 @@ class InProcess(Transport):
         )
         events = EventLog(log_dir) if log_dir is not None else None
         service = Service(
-            {"REPLICA": "in-process"},
+            Settings(replica="in-process"),
             catalog,
             experiments,
             state,

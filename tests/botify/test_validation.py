@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import N_TRACKS, read_events
+from .conftest import N_TRACKS, log_dir, read_events
 
 JSON = "application/json"
 OK = json.dumps({"track": 3, "time": 0.5})
@@ -97,7 +97,7 @@ def test_matrix_leaves_log_clean_and_worker_serving(app, client, post):
     assert all(400 <= s < 500 for s in statuses)
     good = post("/next/1", OK)
     assert good.status_code == 200
-    events = read_events(app.config["LOG_DIR"])
+    events = read_events(log_dir(app))
     assert [(e["message"], e["user"], e["track"], e["time"]) for e in events] == [
         ("next", 1, 3, 0.5)
     ]

@@ -21,6 +21,7 @@ from sim.batch import BatchSimulator, run_key
 from sim.transport import ServicePolicy, http_transport
 from sim.user_model import Population
 from sim.world import WorldShape, generate
+from tests.conftest import PREFIX
 
 from .conftest import needs_nginx
 
@@ -56,7 +57,7 @@ def test_batch_and_single_requests_log_the_same_events(tmp_path):
     with LocalStack(world, REPO / "config" / "experiments.yml", logs, replicas=2) as stack:
         client = redis.Redis.from_url(stack.redis_url)
         rng = np.random.default_rng(0)
-        top = TopLists(client, "core")
+        top = TopLists(client, "core", PREFIX)
         lists = [(u, rng.choice(600, 40, replace=False).tolist()) for u in range(100)]
         top.activate(top.write(lists)[0])  # users 100..119 have none: their arms fall back
         client.close()
