@@ -17,14 +17,13 @@ popularity; each user gets 3 interests drawn by popularity, `consume_bias ~ U(0,
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import click
 import numpy as np
 
 from botify.catalog import Catalog, read_tracks_json
@@ -252,27 +251,25 @@ def _generate_users(rng: np.random.Generator, shape: WorldShape, pop: np.ndarray
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.world", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="directory to write the world into")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--tracks", type=int, default=WorldShape.tracks)
-    parser.add_argument("--users", type=int, default=WorldShape.users)
-    parser.add_argument("--dim", type=int, default=WorldShape.dim)
-    args = parser.parse_args(argv)
-    if min(args.tracks, args.users, args.dim) < 1:
-        parser.error("--tracks, --users and --dim must be positive")
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="directory to write the world into")  # fmt: skip
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--tracks", type=click.IntRange(1), default=WorldShape.tracks, show_default=True)
+@click.option("--users", type=click.IntRange(1), default=WorldShape.users, show_default=True)
+@click.option("--dim", type=click.IntRange(1), default=WorldShape.dim, show_default=True)
+def cli(out: str, seed: int, tracks: int, users: int, dim: int) -> None:
+    """Generate the default world (deterministic from its seed) in the course formats."""
     started = time.perf_counter()
-    world = generate(args.seed, WorldShape(tracks=args.tracks, users=args.users, dim=args.dim))
-    out = world.save(args.out)
-    print(
-        f"world seed={args.seed}: {world.n_tracks} tracks, {len(set(world.artist_names))} artists,"
-        f" {world.n_users} users, dim {world.embeddings.shape[1]} -> {out}"
+    world = generate(seed, WorldShape(tracks=tracks, users=users, dim=dim))
+    saved = world.save(out)
+    click.echo(
+        f"world seed={seed}: {world.n_tracks} tracks, {len(set(world.artist_names))} artists,"
+        f" {world.n_users} users, dim {world.embeddings.shape[1]} -> {saved}"
         f" ({time.perf_counter() - started:.1f} s)",
-        file=sys.stderr,
+        err=True,
     )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m sim.world")

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from sim import world as world_cli
 from sim.world import World, WorldShape, generate
@@ -25,9 +26,10 @@ def test_same_seed_same_bytes_other_seed_other_world(tmp_path):
     assert all(a[name] != c[name] for name in a)
 
 
-def test_cli_writes_the_course_formats(tmp_path, capsys):
-    assert world_cli.main(["--out", str(tmp_path), "--seed", "5", "--tracks", "300",
-                           "--users", "20", "--dim", "4"]) == 0  # fmt: skip
+def test_cli_writes_the_course_formats(tmp_path):
+    done = CliRunner().invoke(world_cli.cli, ["--out", str(tmp_path), "--seed", "5",
+                                              "--tracks", "300", "--users", "20", "--dim", "4"])  # fmt: skip
+    assert done.exit_code == 0, done.output
     tracks = [json.loads(line) for line in (tmp_path / "tracks.json").read_text().splitlines()]
     users = [json.loads(line) for line in (tmp_path / "users.json").read_text().splitlines()]
     emb = np.load(tmp_path / "tracks.npy", allow_pickle=False)
@@ -36,7 +38,7 @@ def test_cli_writes_the_course_formats(tmp_path, capsys):
     assert emb.dtype == np.float32 and emb.shape == (300, 4)
     assert [u["user"] for u in users] == list(range(20))
     assert set(users[0]) == {"user", "interests", "consume_bias", "consume_sharpness"}
-    assert "300 tracks" in capsys.readouterr().err
+    assert "300 tracks" in done.stderr
 
 
 def test_round_trip(tmp_path):
