@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections import namedtuple
 
 import mmh3
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 from scipy import stats
 
 from script import ab, export
+from script.ab.notebook import notebook_user_metrics
 from script.fake_logs import FakeLogSpec, fake_events, write_logs
 
 
@@ -41,36 +41,6 @@ def small_events() -> pd.DataFrame:
         (7, "T1", 5, "next", 0.75, 0.001),  # no finished session at all
     ]
     return pd.DataFrame(rows, columns=["user", "arm", "timestamp", "message", "time", "latency"])
-
-
-def notebook_user_metrics(data: pd.DataFrame) -> pd.DataFrame:
-    """The course notebook's computation (row by row), as an independent reference."""
-    Session = namedtuple("Session", ["timestamp", "tracks", "time", "latency"])
-    sessions = []
-    for (user, arm), user_data in data.groupby(["user", "arm"]):
-        session = None
-        for _, row in user_data.sort_values("timestamp").iterrows():
-            if session is None:
-                session = Session(row["timestamp"], 0, 0, 0)
-            session = session._replace(
-                tracks=session.tracks + 1,
-                time=session.time + row["time"],
-                latency=session.latency + row["latency"] * 1000,
-            )
-            if row["message"] == "last":
-                sessions.append({"user": user, "arm": arm, **session._asdict()})
-                session = None
-    users = (
-        pd.DataFrame(sessions)
-        .groupby(["user", "arm"])
-        .agg(sessions=("timestamp", "count"), tracks=("tracks", "sum"), time=("time", "sum"),
-             latency=("latency", "sum"))
-        .reset_index()
-    )  # fmt: skip
-    users["mean_request_latency"] = users["latency"] / users["tracks"]
-    users["mean_tracks_per_session"] = users["tracks"] / users["sessions"]
-    users["mean_time_per_session"] = users["time"] / users["sessions"]
-    return users[["user", "arm", *ab.METRICS]]
 
 
 def course_welch(control: np.ndarray, treatment: np.ndarray, alpha: float):
