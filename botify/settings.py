@@ -104,18 +104,6 @@ class Settings:
             values.update(_checked(unprefixed(overrides), "settings"))
         return cls(**values)
 
-    def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
-
-    def environ(self) -> dict[str, str]:
-        """These settings as `BOTIFY_*` variables (for a child process: it loads the same)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                out[ENV_PREFIX + f.name.upper()] = str(value)
-        return out
-
 
 _HINTS = get_type_hints(Settings)
 _KINDS = {int: "an integer", float: "a number", str: "text"}
