@@ -120,7 +120,8 @@ def bodies(limits: Limits) -> Bodies:
     )
     batch = msgspec.defstruct(
         "BatchBody",
-        [("steps", Annotated[list[batch_step], msgspec.Meta(max_length=limits.max_batch_steps)])],
+        # a class made at run time: typed for msgspec, which reads it, not for mypy
+        [("steps", Annotated[list[batch_step], msgspec.Meta(max_length=limits.max_batch_steps)])],  # type: ignore[valid-type]
         module=__name__,
     )
     batch.__doc__ = (
@@ -288,7 +289,10 @@ def _play(limits: Limits, message: str, answer: str) -> dict[str, Any]:
             "Ask for the next track" if message == "next" else "Close the listening session",
             answer,
             "The step is served and logged (one event line).",
-            400, 404, 413, 415,
+            400,
+            404,
+            413,
+            415,
             requestBody={
                 "required": True,
                 "description": f"At most {limits.max_body_bytes} bytes.",
@@ -371,7 +375,10 @@ def document(limits: Limits) -> dict[str, Any]:
                 "BatchAnswer",
                 "Every step answered: a result or its own error entry; each served step is "
                 "logged (one event line each).",
-                400, 404, 413, 415,
+                400,
+                404,
+                413,
+                415,
                 requestBody={
                     "required": True,
                     "description": f"At most {limits.max_batch_bytes} bytes.",
@@ -409,7 +416,7 @@ def document(limits: Limits) -> dict[str, Any]:
             "summary": "A recommender service for simulated listeners",
             "description": (
                 f"Bounds of this deployment: tracks 0..{limits.tracks - 1}, users "
-                f"0..{limits.max_user}. Every error is JSON {{\"message\": ...}}; bad input is "
+                f'0..{limits.max_user}. Every error is JSON {{"message": ...}}; bad input is '
                 "a 4xx, never a 5xx. A method a path lacks is a 405 with Allow. Through the "
                 "balancer, every request of one user goes to one replica."
             ),

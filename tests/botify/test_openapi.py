@@ -79,7 +79,9 @@ numbers = st.one_of(
     st.integers(-5, 5), st.integers(N_TRACKS - 3, N_TRACKS + 3), st.integers(2**63, 2**65),
     st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([0.0, 1.0, 3.0, 0.5, -0.0, 1e300, 2.0**64]),
 )  # fmt: skip
-values = st.one_of(numbers, st.booleans(), st.none(), st.text(max_size=3), st.lists(numbers, max_size=1))
+values = st.one_of(
+    numbers, st.booleans(), st.none(), st.text(max_size=3), st.lists(numbers, max_size=1)
+)
 valid_steps = st.fixed_dictionaries(
     {"user": st.integers(0, 1000), "track": st.integers(0, N_TRACKS - 1), "time": st.floats(0, 1)},
     optional={"message": st.sampled_from(["next", "last"]), "seed": st.integers(0, 2**64 - 1)},

@@ -108,7 +108,10 @@ def test_int_time_and_extra_fields_accepted(app, post):
     assert post("/next/1", '{"track": 3, "time": 1}').status_code == 200
     assert post("/next/1", '{"track": 3, "time": 0, "extra": "ignored"}').status_code == 200
     # JSON has one number type: 3.0 is the integer 3 (JSON Schema's `integer`, the OpenAPI doc's)
-    assert post("/batch/01", '{"steps": [{"user": 1.0, "track": 3.0, "time": 0.5}]}').status_code == 200
+    assert (
+        post("/batch/01", '{"steps": [{"user": 1.0, "track": 3.0, "time": 0.5}]}').status_code
+        == 200
+    )
     assert post("/next/1", '{"track": 3.0, "time": 0.5}').status_code == 200
     logged = [(e["user"], e["track"]) for e in read_events(app.config["LOG_DIR"])][-2:]
     assert logged == [(1, 3), (1, 3)] and all(type(v) is int for pair in logged for v in pair)

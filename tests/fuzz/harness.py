@@ -261,5 +261,10 @@ def _acknowledge(case, answer: Any, is_batch: bool, batches: _Batches, report: R
                 )
             elif not bad:
                 message = step.get("message", "next")
-                key = (message, _integer(step["user"]), _integer(step["track"]), float(step["time"]))
+                key = (
+                    message,
+                    _integer(step["user"]),
+                    _integer(step["track"]),
+                    float(step["time"]),
+                )
                 report.acknowledged[key] += 1

@@ -28,7 +28,10 @@ from tests.stack.conftest import needs_nginx
 from .harness import fuzz
 
 REPO = Path(__file__).resolve().parents[2]
+# bench/bench_fuzz.py sets these: more cases, a random seed, a file for the summaries
 CASES = int(os.environ.get("BOTIFY_FUZZ_CASES", "150"))
+SEED = int(os.environ["BOTIFY_FUZZ_SEED"]) if os.environ.get("BOTIFY_FUZZ_SEED") else None
+REPORT = os.environ.get("BOTIFY_FUZZ_REPORT")
 MAX_USER = 999
 N_TRACKS = 300
 
@@ -38,7 +41,9 @@ def deploy_lists_and_model(stack: LocalStack, users: int, tracks: int) -> None:
     client = stack.redis_client()
     rng = np.random.default_rng(0)
     lists = TopLists(client, "core")
-    version, _ = lists.write((u, rng.choice(tracks, 50, replace=False).tolist()) for u in range(users))
+    version, _ = lists.write(
+        (u, rng.choice(tracks, 50, replace=False).tolist()) for u in range(users)
+    )
     fields = models.pack(np.arange(tracks), rng.standard_normal((tracks, 8)), {"kind": "fuzz"})
     client.hset(models.model_key("botify", "core", version), mapping=fields)
     lists.activate(version)
@@ -59,9 +64,12 @@ def stack(world_dir, tmp_path_factory):
 @pytest.mark.parametrize("target", ["nginx", "replica"])
 def test_fuzzing_finds_nothing(stack, target):
     url = stack.url if target == "nginx" else stack.replica_urls[1]
-    report = fuzz(url, stack.log_dir, CASES)
+    report = fuzz(url, stack.log_dir, CASES, seed=SEED)
     summary = report.summary()
     print(f"\nfuzz {target}: {json.dumps(summary)}")
+    if REPORT:
+        with open(REPORT, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"target": target, "cases": CASES, "seed": SEED, **summary}) + "\n")
     print("statuses:", dict(sorted(report.statuses.items())))
     assert summary["requests"] >= CASES * 10, summary  # every operation was fuzzed
     assert not report.failures, report.problems()
