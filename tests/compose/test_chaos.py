@@ -341,7 +341,15 @@ def test_chaos_while_listeners_run(stack):
     say(f"users changing replica: {moves} changes, all inside fault windows: {not outside}; "
         f"events by replica {by_replica}")  # fmt: skip
 
-    say("fault | served again after | failed requests")
+    for fault in faults:  # what the listeners got meanwhile: the share of fallback answers
+        during = simulated[(simulated["timestamp"] >= fault.started * 1000)
+                           & (simulated["timestamp"] <= fault.settled * 1000)]  # fmt: skip
+        fault.notes.insert(0, f"{len(during)} steps served meanwhile, "
+                              f"{int(during['fallback'].sum())} by a fallback")  # fmt: skip
+    nginx_log = stack.compose("logs", "nginx", quiet=True).stdout
+    refused = sum("connect() failed" in line for line in nginx_log.splitlines())
+    say(f"nginx: {refused} connections to a replica refused or timed out, each sent to the next")
+    say("fault | served again after | failed requests | notes")
     for fault in faults:
         say(f"  {fault.name} | {fault.served - fault.started:.1f} s | {fault.failed}"
             + (f" | {'; '.join(fault.notes)}" if fault.notes else ""))  # fmt: skip

@@ -29,7 +29,7 @@ from .harness import fuzz
 
 REPO = Path(__file__).resolve().parents[2]
 # bench/bench_fuzz.py sets these: more cases, a random seed, a file for the summaries
-CASES = int(os.environ.get("BOTIFY_FUZZ_CASES", "150"))
+CASES = int(os.environ.get("BOTIFY_FUZZ_CASES", "100"))
 SEED = int(os.environ["BOTIFY_FUZZ_SEED"]) if os.environ.get("BOTIFY_FUZZ_SEED") else None
 REPORT = os.environ.get("BOTIFY_FUZZ_REPORT")
 MAX_USER = 999
