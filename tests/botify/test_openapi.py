@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
@@ -75,15 +75,23 @@ def test_shared_fields_have_the_event_types():
 
 
 # -- the service's edge accepts exactly what the document's schemas accept ----------------------
+MAX_USER = 1000
+BOUNDARIES = [
+    -1, 0, 1, N_TRACKS - 1, N_TRACKS, MAX_USER, MAX_USER + 1, 2**63, 2**64 - 1, 2**64,
+    -1e-9, -0.0, 0.0, 0.5, 1.0, 1.0000001, 1.5, 3.0, 3.5, 1e300, 2.0**64,
+]  # fmt: skip
 numbers = st.one_of(
-    st.integers(-5, 5), st.integers(N_TRACKS - 3, N_TRACKS + 3), st.integers(2**63, 2**65),
-    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([0.0, 1.0, 3.0, 0.5, -0.0, 1e300, 2.0**64]),
-)  # fmt: skip
+    st.sampled_from(BOUNDARIES), st.integers(), st.floats(allow_nan=False, allow_infinity=False)
+)
 values = st.one_of(
     numbers, st.booleans(), st.none(), st.text(max_size=3), st.lists(numbers, max_size=1)
 )
 valid_steps = st.fixed_dictionaries(
-    {"user": st.integers(0, 1000), "track": st.integers(0, N_TRACKS - 1), "time": st.floats(0, 1)},
+    {
+        "user": st.integers(0, MAX_USER),
+        "track": st.integers(0, N_TRACKS - 1),
+        "time": st.floats(0, 1),
+    },
     optional={"message": st.sampled_from(["next", "last"]), "seed": st.integers(0, 2**64 - 1)},
 )
 
@@ -101,8 +109,17 @@ def steps(draw) -> dict:
     return step
 
 
+def example_steps(edges):
+    def decorate(test):
+        for step in edges:
+            test = example(step=step)(test)
+        return test
+
+    return decorate
+
+
 class _Service:
-    max_user = 1000
+    max_user = MAX_USER
     catalog = range(N_TRACKS)
 
     @staticmethod
@@ -128,8 +145,23 @@ def batch_step_schema():
     return jsonschema.Draft202012Validator(document["components"]["schemas"]["BatchStep"])
 
 
+ONE = {"user": 1, "track": 3, "time": 0.5}
+EDGES = [  # each bound from both sides, always tried
+    {**ONE, field: value}
+    for field, values in {
+        "user": [-1, 0, MAX_USER, MAX_USER + 1, 1.0, 1.5, True],
+        "track": [-1, 0, N_TRACKS - 1, N_TRACKS, 3.0, 3.5, "3"],
+        "time": [-1e-9, 0, 1, 1.0000001, False, "0.5"],
+        "seed": [-1, 0, 2**64 - 1, 2**64, None, 7.0],
+        "message": ["next", "last", "skip", None],
+    }.items()
+    for value in values
+]
+
+
 @settings(max_examples=1000)
 @given(steps())
+@example_steps(EDGES)
 def test_a_batch_step_is_served_iff_the_schema_accepts_it(batch_step_schema, step):
     # (JSON cannot carry NaN or infinity: test_validation.py covers them)
     assert _service_accepts(step) == batch_step_schema.is_valid(step), step
