@@ -63,7 +63,7 @@ calibrate: $(STAMP)
 
 stack: $(STAMP)
 	@tools/system-packages.sh
-	$(PY) -m botify.stack up $(ARGS)
+	$(PY) -m ops.stack up $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs data .pytest_cache .ruff_cache

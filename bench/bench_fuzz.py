@@ -45,7 +45,11 @@ def main() -> int:
              "-q", "-x"],
             cwd=ROOT, env=env,
         )  # fmt: skip
-        rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+        rows = (
+            [json.loads(line) for line in report.read_text().splitlines()]
+            if report.exists()
+            else []
+        )
     for row in rows:
         rate = row["requests"] / max(row["seconds"], 1e-9)
         print(

@@ -31,11 +31,10 @@ from flask_restful import Resource
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.routing import BaseConverter
 
-from botify import affinity
+from botify import affinity, openapi
 from botify.service import Service
-from botify.step import MAX_SEED, Step
+from botify.step import MAX_SEED, SEED_HEADER, Step
 
-SEED_HEADER = "X-Botify-Seed"
 _JSON = msgspec.json.Decoder()
 _ENCODER = msgspec.json.Encoder()
 
@@ -316,7 +315,5 @@ def add_resources(api, service: Service) -> None:
     api.add_resource(Batch, "/batch/<shard>", **kwargs)
     api.add_resource(ExperimentList, "/experiments", **kwargs)
     api.add_resource(UserExperiments, "/experiments/<id:user>", **kwargs)
-    from botify import openapi  # it imports this module's names
-
     document = openapi.encode(openapi.document(openapi.Limits.of(service)))
     api.add_resource(OpenApi, "/openapi.json", resource_class_kwargs={"document": document})

@@ -2,7 +2,7 @@
 
 Every body is a msgspec Struct below and its JSON Schema comes from msgspec, so the document is
 generated, not written. The fields a step shares with the log line (`user`, `track`, `time`,
-`message`) take their types from the event (`botify.event.Event`, the one definition of the
+`message`) take their types from the event (`botify.event_schema.Event`, the one definition of the
 line), narrowed to the deployment: `track` to the catalog, `user` to `MAX_USER`, a batch to
 `MAX_BATCH_STEPS`. So `document(limits)` describes one running service exactly, and the Structs
 are validators of the same rules: tests/botify/test_openapi.py checks that the service's own
@@ -23,9 +23,8 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from botify import affinity
-from botify.api import SEED_HEADER
-from botify.event import Event
-from botify.step import MAX_SEED
+from botify.event_schema import Event
+from botify.step import MAX_SEED, SEED_HEADER
 
 OPENAPI_VERSION: Final = "3.1.0"
 _REF = "#/components/schemas/{name}"
@@ -331,7 +330,7 @@ def document(limits: Limits) -> dict[str, Any]:
     }
     schemas["Event"]["description"] = (
         "Not an HTTP body: the line each served step appends to the service's event log "
-        "(botify/event.py, the one definition; exported to Parquet by script.export)."
+        "(botify/event_schema.py, the one definition; exported to Parquet by script.export)."
     )
     shard = {
         "name": "shard",

@@ -16,7 +16,7 @@ from openapi_spec_validator import validate
 
 from botify import openapi
 from botify.api import Invalid, check_seed, parse_step
-from botify.event import Event
+from botify.event_schema import Event
 
 from .conftest import N_TRACKS
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from botify.redis_server import free_port
+from ops.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD = {"seed": 42, "tracks": 3000, "users": 600}  # the default 100 dimensions

@@ -13,7 +13,7 @@ out-of-range ids, missing fields, bad path segments), and returns a `Report`:
   the rules (below). Response time is not checked: a test must not depend on the machine's speed.
 - `lost` / `unexpected`: acknowledged steps with no event line, and event lines nobody was
   acknowledged for (a served /next|/last or batch step is one line each); `invalid`: log lines
-  that do not decode as a `botify.event.Event`.
+  that do not decode as a `botify.event_schema.Event`.
 
 The batch path answers a bad step with an error entry inside a 200, so "bad input is a 4xx" does
 not hold per step; for /batch the generic negative-data check is replaced by an exact one: a step
@@ -42,7 +42,7 @@ from schemathesis.checks import max_response_time
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
-from botify import affinity, event
+from botify import affinity, event_schema
 
 SERVER_ERROR = ("ST101", "ST102")
 BREAKS_DOCUMENT = ("ST103", "ST104", "ST105", "ST106", "ST107", "ST108", "ST109", "ST110")
@@ -103,7 +103,7 @@ def read_log(log_root: Path) -> tuple[Counter, list[str]]:
     for path in sorted(Path(log_root).rglob("events-*.jsonl*")):
         for line in path.read_bytes().splitlines():
             try:
-                e = event.decode(line)
+                e = event_schema.decode(line)
             except ValueError as error:
                 invalid.append(f"{path.name}: {error}: {line[:200]!r}")
                 continue

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from botify.stack import LocalStack
+from ops.stack import LocalStack
 
 from .harness import fuzz
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from botify import models
-from botify.stack import LocalStack
+from botify import online_model
 from botify.toplists import TopLists
+from ops.stack import LocalStack
 from tests.stack.conftest import needs_nginx
 
 from .harness import fuzz
@@ -44,8 +44,10 @@ def deploy_lists_and_model(stack: LocalStack, users: int, tracks: int) -> None:
     version, _ = lists.write(
         (u, rng.choice(tracks, 50, replace=False).tolist()) for u in range(users)
     )
-    fields = models.pack(np.arange(tracks), rng.standard_normal((tracks, 8)), {"kind": "fuzz"})
-    client.hset(models.model_key("botify", "core", version), mapping=fields)
+    fields = online_model.pack(
+        np.arange(tracks), rng.standard_normal((tracks, 8)), {"kind": "fuzz"}
+    )
+    client.hset(online_model.model_key("botify", "core", version), mapping=fields)
     lists.activate(version)
     client.close()
 
