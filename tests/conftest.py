@@ -26,6 +26,7 @@ LANES = {
     "e2e": ("slow",),
     "stack": ("stack",),
     "faults": ("stack",),
+    "fuzz": ("stack",),
     "compose": ("stack", "slow"),
     "trainer": ("trainer",),
 }
