@@ -106,11 +106,12 @@ def draw(out: Path) -> None:
             sign = 1 if xb > xa else -1
             return (xa + sign * width[a] / 2, ya), (xb - sign * width[b] / 2, yb)
         if b == "botify":
-            blocked = [o for o in centre if o != "botify" and centre[o][1] < ya - 0.1
-                       and abs(centre[o][0] - xa) < (BOX_W + width[a]) / 2]  # fmt: skip
-            if blocked:  # down the gap beside the box below
-                x = (centre[blocked[0]][0] + BOX_W / 2 + X["sim"] - BOX_W / 2) / 2
-                return (min(x, xa + width[a] / 2 - 0.15), ya - BOX_H / 2), (x, yb + BOX_H / 2)
+            below = sorted(centre[o][0] for o in centre if bottom + 0.1 < centre[o][1] < ya - 0.1)
+            if any(abs(x - xa) < BOX_W / 2 + 0.1 for x in below):  # down the nearest gap
+                gaps = [(left + right) / 2 for left, right in zip(below, below[1:], strict=False)]
+                x = min(gaps, key=lambda gap: abs(gap - xa))
+                start = max(xa - width[a] / 2 + 0.15, min(x, xa + width[a] / 2 - 0.15))
+                return (start, ya - BOX_H / 2), (x, yb + BOX_H / 2)
             return (xa, ya - BOX_H / 2), (xa, yb + BOX_H / 2)
         shift = max(-1.0, min(1.0, (xb - xa) / 3))  # leave from the side facing the other box
         return (xa + shift * (width[a] / 2 - 0.4), ya - BOX_H / 2), (
@@ -126,16 +127,15 @@ def draw(out: Path) -> None:
                                      color=colour, linestyle="--" if known else "-",
                                      linewidth=1.7 if known else 1.2))  # fmt: skip
         if known:
-            ax.text((start[0] + end[0]) / 2, start[1] - BOX_H / 2 - 0.25,
-                    f"{a} -> {b}: {count} imports, the one known\nviolation (ignore_imports; "
-                    "docs/architecture.md)", ha="center", va="top", fontsize=7.5,
-                    color=colour)  # fmt: skip
+            ax.text(centre[a][0] + 0.3, start[1] - BOX_H / 2 - 0.12,
+                    f"{a} -> {b}: {count}\nimports, the one\nknown violation\n(ignore_imports)",
+                    ha="left", va="top", fontsize=7.2, color=colour)  # fmt: skip
         else:
             ax.text((start[0] + end[0]) / 2 + 0.08, (start[1] + end[1]) / 2, str(count),
                     fontsize=8, color=colour, va="center")  # fmt: skip
 
     for name in RUNS:
-        if name in centre and "demo" in centre:
+        if name in centre and "demo" in centre and ("demo", name) not in imports:
             start, end = edge("demo", name)
             ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10,
                                          color="#aaa", linestyle=":", linewidth=1.1))  # fmt: skip

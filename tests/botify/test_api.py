@@ -101,13 +101,17 @@ def test_experiments_endpoints(client):
     assert mine["route"] == {"experiment": "AB", "arm": "T3", "recommender": "indexed"}
 
 
-def test_readiness_needs_redis_and_lists(make_app, redis_client):
+def test_readiness_needs_redis_and_lists(make_app, redis_client, tmp_path):
     client = make_app().test_client()
     waiting = client.get("/ready")
     assert waiting.status_code == 503
     assert waiting.json["reasons"] == ["list set 'core' has no active version"]
     assert redis_client.hget(f"{PREFIX}:catalog", "tracks") == str(N_TRACKS).encode()  # refilled
-    collect = make_app(EXPERIMENTS=str(EXPERIMENTS.with_name("experiments-collect.yml")))
+    catalog_only = tmp_path / "catalog-only.yml"  # arms that need no lists: ready without them
+    catalog_only.write_text("route: ONE\nexperiments:\n  - name: ONE\n    arms:\n"
+                            "      - {name: C, recommender: sticky_artist}\n"
+                            "      - {name: T1, recommender: toppop}\n")  # fmt: skip
+    collect = make_app(EXPERIMENTS=str(catalog_only))
     assert collect.test_client().get("/ready").json["ready"] is True
     unreachable = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client().get("/ready")
     assert unreachable.status_code == 503 and "Redis unavailable" in unreachable.json["reasons"][0]

@@ -56,8 +56,10 @@ def lab(tmp_path_factory):
     work = tmp_path_factory.mktemp("course")
     generate(5, SHAPE).save(work / "data" / "world")
     logs = work / "logs"
-    stack = LocalStack(work / "data" / "world", REPO / "config" / "experiments-collect.yml", logs,
-                       replicas=2, nginx="on")  # fmt: skip
+    experiments = work / "experiments.yml"  # catalog-only arms: served without any lists
+    experiments.write_text("route: ONE\nexperiments:\n  - name: ONE\n    arms:\n"
+                           "      - {name: C, recommender: sticky_artist}\n")  # fmt: skip
+    stack = LocalStack(work / "data" / "world", experiments, logs, replicas=2, nginx="on")
     with stack:
         env_yml = (REPO / "config" / "env.yml").read_text()
         for key, value in (("tracks", SHAPE.tracks), ("users", SHAPE.users), ("dim", SHAPE.dim)):
