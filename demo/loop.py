@@ -345,9 +345,11 @@ def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
     for day, since, until in windows:
         out = run_dir / "report" if day == windows[-1][0] else run_dir / "reports" / f"day{day}"
         ceiling = run_dir / f"ceiling-day{day}.json"
+        # CUPED on the days before the first A/B day (untreated), the sequential view
         runner.run(f"report-day{day}", args(
             "-m", "script.ab", "--data", events, "--experiment", experiment, "--out", out,
             "--alpha", ab["alpha"], "--since", since, "--until", until,
+            "--experiments", st["experiments"], "--pre-until", windows[0][1], "--sequential",
             *(["--ceiling", ceiling] if ceiling.exists() else [])))  # fmt: skip
         reports.append(out)
     if len(reports) > 1:  # each arm's metric per day, with intervals
