@@ -1,0 +1,581 @@
+"""The A/B report's statistics against ground truth: how often they are wrong, measured.
+
+    .venv/bin/python bench/bench_ab_truth.py [--world data/world] [--run runs/<demo run>]
+                                             [--replicates 2000] [--out truth.json]
+
+A/B platforms only ever see real users, so none can check its methods against the truth. The
+simulator knows it: each arm's true mean comes from a large in-process run, and thousands of
+A/A and A/B tests replay cheaply. Every test below runs the report's own code (`script.ab.compare`
+on `SampleMean`/`CupedSample` summaries, `script.ab.plan`, `botify.experiments`' assignment).
+
+1. **World**: `--world DIR` (generated there with the default seed when missing).
+2. **Pre-period** (the demo's day 1 in small): `--pre-sessions` sessions, every user served by
+   StickyArtist (C) through the service's own classes in-process, with event logs. Its users'
+   metrics are CUPED's covariate.
+3. **The list arms' lists and the session arm's model**: by default a small CORE trained on that
+   pre-period's logs exactly as the demo trains it on day 1 (`python -m trainer prepare`, `train
+   --epochs 2`, `recommend`): a weaker model than the demo's 400,000-session one, learned only from
+   what the service logged. `--run DIR` takes a demo run's own (`DIR/train/recommendations_core.json`,
+   `DIR/train/model`) instead.
+4. **Potential-outcome pools**: each arm (C, T1 = sorted_indexed, T2 = cooler_indexed, T3 = indexed,
+   T4 = session_core, with those lists and that model) runs the same simulated sessions
+   in-process: session i has the same user, first track and listener draws in every arm (the
+   simulator's sessions are keyed by index), and per-user state ends with each session, so a
+   session's outcome in arm a is what that user would have had, had the arm served them. C and T1
+   run `--pool` sessions, T2 and T3 `--demo-pool`, T4 (about 0.5 ms a step in-process) `--t4-pool`.
+   Each arm's **true mean** is its user-level mean over its whole pool (the large in-process run).
+   A replicate draws its sessions from the pools at random, so replicates are (nearly)
+   independent simulated experiments; the table says how much of a pool each one uses.
+5. **Mixed arm with a known effect**: each session is served by T1 with probability `--mix`
+   (a fixed coin per session), else by C; its outcome is T1's or C's outcome of that very
+   session, and its true effect is measured on the whole pool.
+6. **A 7-day test at the planned size**: `python -m script.ab plan`'s arithmetic (`plan`) on a
+   pilot (the first week of the C pool) gives the users per arm that detect the mixed arm's true
+   effect with 80 % power; the experiment's **coverage** (GrowthBook's, in
+   `botify.experiments`) admits that many users a week. Then, per replicate (a fresh salt, a
+   fresh week of `--day-sessions` sessions a day):
+   - A/A (both arms C): the fixed-horizon test looked at once (day 7); the naive report looked at
+     after every day (stop at the first p < 0.05); the sequential test looked at every day;
+   - A/B (mixed arm vs C): power at day 7; CUPED's interval against the plain one (how much
+     narrower) and both intervals' coverage of the true effect.
+7. **The demo's arms**: a day of `--demo-day` sessions, the five arms of config/experiments.yml
+   by the real assignment (a fresh salt per replicate); coverage of each arm's true effect by
+   the report's interval (Fieller's, CUPED as the demo's report), by gbstats' delta interval,
+   and by the report's interval before this version (the difference's interval divided by the
+   control mean).
+
+The table gives each figure with its 95 % Monte Carlo interval (Wilson's for a share; mean +-
+1.96 standard errors for a mean) and whether the method holds its promise within it. The last
+line is one JSON object with every figure (`--out FILE` writes it too).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as a service worker runs (gunicorn_conf)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import multiprocessing  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchlib import ensure_world  # noqa: E402
+
+from botify.experiments import Arm, Experiment, place  # noqa: E402
+from script.ab import estimate as est  # noqa: E402
+from script.ab.compare import Effect, compare  # noqa: E402
+from script.ab.cuped import CupedSample  # noqa: E402
+from script.ab.plan import pilot_from_metrics, plan  # noqa: E402
+from script.ab.stats import SampleMean, Settings  # noqa: E402
+
+METRIC = "mean_time_per_session"
+ARMS = {  # the demo's arms (config/experiments.yml)
+    "C": "sticky_artist",
+    "T1": "sorted_indexed",
+    "T2": "cooler_indexed",
+    "T3": "indexed",
+    "T4": "session_core",
+}
+PRE, POOL = 1, 2  # run keys: the pre-period and the pools' sessions
+MIX_PURPOSE = 0xB1A5  # the mixed arm's per-session coin (its own hash stream)
+
+# ------------------------------------------------------------------------------- simulation
+_WORLD: dict = {}  # set before the pool workers fork: world, population, lists, model
+
+
+def simulate(arm: str, sessions: int, key: int, log_dir: Path | None = None) -> dict:
+    """`sessions` sessions of the run `key` served by `arm`, in-process; per session (in index
+    order) its user, time and tracks as the service's log counts them (the first track too)."""
+    from sim.batch import BatchSimulator, run_key
+    from sim.transport import InProcess, ServicePolicy
+
+    lists = {"core": _WORLD["lists"]} if ARMS[arm] != "sticky_artist" else None
+    models = {"core": _WORLD["model"]} if ARMS[arm] == "session_core" else None
+    service = InProcess.build(
+        _WORLD["world"].catalog, ARMS[arm], lists=lists, models=models, log_dir=log_dir
+    )
+    result = BatchSimulator(_WORLD["population"], run_key(_WORLD["seed"], key)).run(
+        ServicePolicy(service), sessions
+    )
+    if log_dir is not None:
+        service.service.events.close()
+    result = result.in_order()
+    return {
+        "user": result.user.astype(np.int64),
+        "time": result.time + 1.0,  # the first track's event (time 1.0) counts, as the report's
+        "tracks": (result.tracks + 1).astype(np.float64),
+    }
+
+
+def _pool_job(job: tuple[str, int, int]) -> tuple[str, dict, float]:
+    arm, sessions, key = job
+    started = time.perf_counter()
+    return arm, simulate(arm, sessions, key), time.perf_counter() - started
+
+
+def train_source(pre_logs: Path, work: Path, epochs: int) -> tuple[Path, Path]:
+    """The demo's training steps on the pre-period's logs: lists and item embeddings."""
+    from script.export import export
+
+    export([pre_logs], work / "events")
+    python = [sys.executable, "-m", "trainer"]
+    steps = (
+        ["prepare", "--data", work / "events", "--out", work / "dataset"],
+        ["train", "--dataset", work / "dataset", "--out", work / "model", "--epochs", epochs,
+         "--no-progress"],
+        ["recommend", "--model", work / "model", "--out", work / "recs.jsonl"],
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    for step in steps:
+        done = subprocess.run([*python, *map(str, step)], env=env, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"trainer {step[0]} failed:\n{done.stdout}\n{done.stderr}")
+    metrics = json.loads((work / "model" / "metrics.json").read_text())
+    print(f"  CORE trained on the pre-period's logs: {metrics.get('core', metrics)}", flush=True)
+    return work / "recs.jsonl", work / "model" / "item_embeddings.npz"
+
+
+# ------------------------------------------------------------------------------- summaries
+def user_values(users: np.ndarray, values: np.ndarray, n_users: int) -> tuple[np.ndarray, ...]:
+    """Per user with at least one session: (user ids, mean of the sessions' values)."""
+    count = np.bincount(users, minlength=n_users)
+    total = np.bincount(users, weights=values, minlength=n_users)
+    seen = np.flatnonzero(count)
+    return seen, total[seen] / count[seen]
+
+
+def summary(users, values, n_users: int, pre: np.ndarray | None) -> SampleMean | CupedSample:
+    ids, means = user_values(users, values, n_users)
+    if pre is None:
+        return SampleMean.of(means)
+    return CupedSample.of(means, pre[ids])  # NaN: no pre-period data (counted 0, as gbstats)
+
+
+def truth(pool: dict, metric: str, n_users: int) -> tuple[float, float]:
+    """An arm's true mean (user-level, over its whole pool) and its standard error."""
+    _, means = user_values(pool["user"], pool[metric], n_users)
+    return float(means.mean()), float(means.std(ddof=1) / math.sqrt(len(means)))
+
+
+def relative_truth(arm: tuple[float, float], control: tuple[float, float]) -> tuple[float, float]:
+    r = arm[0] / control[0] - 1
+    se = (arm[0] / control[0]) * math.hypot(arm[1] / arm[0], control[1] / control[0])
+    return r, se  # (treated as independent: an upper bound for pools sharing their sessions)
+
+
+# ------------------------------------------------------------------------------- Monte Carlo
+@dataclass
+class Share:
+    hits: int
+    n: int
+
+    @property
+    def value(self) -> float:
+        return self.hits / self.n if self.n else math.nan
+
+    def interval(self) -> tuple[float, float]:
+        """Wilson's 95 % interval."""
+        if not self.n:
+            return math.nan, math.nan
+        z, p, n = 1.959964, self.value, self.n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return centre - half, centre + half
+
+
+@dataclass
+class Mean:
+    values: list[float]
+
+    @property
+    def value(self) -> float:
+        return float(np.mean(self.values))
+
+    def interval(self) -> tuple[float, float]:
+        half = 1.959964 * float(np.std(self.values, ddof=1)) / math.sqrt(len(self.values))
+        return self.value - half, self.value + half
+
+
+def covers(effect: Effect, true_pct: float) -> bool | None:
+    if effect.lower_pct is None or effect.upper_pct is None:
+        return None
+    return effect.lower_pct <= true_pct <= effect.upper_pct
+
+
+# ------------------------------------------------------------------------------- experiments
+def arms_of(users: np.ndarray, experiment: Experiment) -> np.ndarray:
+    """Each user's arm index (-1: outside the coverage), by botify's own points and ranges."""
+    points = np.array([place(int(u), experiment.name, len(experiment.arms)) for u in users])
+    starts = np.array([start for start, _ in experiment.ranges])
+    ends = np.array([end for _, end in experiment.ranges])
+    index = np.searchsorted(starts, points, side="right") - 1
+    return np.where(points < ends[index], index, -1)
+
+
+def pilot_week(ns, control: dict, pre: np.ndarray, n_users: int):
+    """The pilot: the C pool's first week (never drawn by a replicate), as `plan` reads one."""
+    week = ns.days * ns.day_sessions
+    ids, means = user_values(control["user"][:week], control["time"][:week], n_users)
+    sessions = np.bincount(control["user"][:week], minlength=n_users)[ids]
+    pilot_metrics = pd.DataFrame({"user": ids, METRIC: means, "sessions": sessions})
+    pre_frame = pd.DataFrame({"user": np.arange(n_users), METRIC: pre}).dropna()
+    return pilot_from_metrics(pilot_metrics, METRIC, "the C pool's first week", pre_frame)
+
+
+def weekly_tests(ns, pools, pre, pilot, mix_share, true_mix, n_users, rng) -> dict:
+    """A/A and A/B (mixed arm) tests of `ns.days` days at the planned size."""
+    days, per_day = ns.days, ns.day_sessions
+    week = days * per_day
+    control = pools["C"]
+    planned = plan(pilot, mde=true_mix, alpha=ns.alpha, power=0.8, arms=2)
+    reached = pilot.users  # users with a session in a week
+    coverage = min(1.0, 2 * planned.users_per_arm / reached)
+    print(
+        f"  plan: {planned.users_per_arm:,} users per arm detect {100 * true_mix:+.2f} % "
+        f"(pilot cv {pilot.cv():.3f}); a week reaches {reached:,} users -> coverage "
+        f"{coverage:.3f}",
+        flush=True,
+    )
+    mix = mixed_pool(pools, mix_share)
+    fixed = Settings(alpha=ns.alpha)
+    sequential = Settings(alpha=ns.alpha, sequential=True, tuning=ns.tuning)
+    users = np.arange(n_users)
+    out = {k: [] for k in ("aa_once", "aa_daily", "aa_seq", "power", "power_seq", "users",
+                           "narrower", "cover_raw", "cover_cuped", "cover_seq")}  # fmt: skip
+    candidates = np.arange(week, len(control["user"]))
+    for r in tqdm(range(ns.replicates), desc="7-day tests", mininterval=2, file=sys.stderr):
+        experiment = Experiment(f"WEEK{r}", (Arm("A", "x"), Arm("B", "x")), coverage=coverage)
+        arm = arms_of(users, experiment)
+        drawn = rng.choice(candidates, week, replace=False)
+        day_of = np.repeat(np.arange(1, days + 1), per_day)
+        session_arm = arm[control["user"][drawn]]
+        a_flags, s_flags = [], []
+        for day in range(1, days + 1):
+            keep = day_of <= day
+            a = drawn[keep & (session_arm == 0)]
+            b = drawn[keep & (session_arm == 1)]
+            c_sum = summary(control["user"][a], control["time"][a], n_users, None)
+            b_sum = summary(control["user"][b], control["time"][b], n_users, None)
+            a_flags.append(bool(compare(METRIC, "B", c_sum, b_sum, fixed).significant))
+            s_flags.append(bool(compare(METRIC, "B", c_sum, b_sum, sequential).significant))
+        out["aa_once"].append(a_flags[-1])
+        out["aa_daily"].append(any(a_flags))
+        out["aa_seq"].append(any(s_flags))
+        # the A/B: B is the mixed arm, day by day for the sequential view
+        powered = []
+        for day in range(1, days + 1):
+            keep = day_of <= day
+            a, b = drawn[keep & (session_arm == 0)], drawn[keep & (session_arm == 1)]
+            c_sum = summary(control["user"][a], control["time"][a], n_users, None)
+            m_sum = summary(mix["user"][b], mix["time"][b], n_users, None)
+            seq = compare(METRIC, "B", c_sum, m_sum, sequential)
+            powered.append(bool(seq.significant) and (seq.diff or 0) > 0)
+        out["power_seq"].append(any(powered))
+        c_cuped = summary(control["user"][a], control["time"][a], n_users, pre)
+        m_cuped = summary(mix["user"][b], mix["time"][b], n_users, pre)
+        raw = compare(METRIC, "B", c_sum, m_sum, fixed)
+        adjusted = compare(METRIC, "B", c_cuped, m_cuped, fixed)
+        out["power"].append(bool(raw.significant) and (raw.diff or 0) > 0)
+        out["users"].append((raw.control_users + raw.treatment_users) / 2)
+        out["narrower"].append(adjusted.ci_narrower_pct)
+        out["cover_raw"].append(covers(raw, 100 * true_mix))
+        out["cover_cuped"].append(covers(adjusted, 100 * true_mix))
+        out["cover_seq"].append(covers(seq, 100 * true_mix))
+    out["planned_users_per_arm"] = planned.users_per_arm
+    out["coverage"] = coverage
+    out["pilot_cv"] = pilot.cv()
+    out["pilot_correlation"] = pilot.correlation
+    out["pool_share"] = week * coverage / (len(control["user"]) - week)
+    return out
+
+
+def mixed_pool(pools: dict, share: float) -> dict:
+    """Each session served by T1 with probability `share` (a coin per session), else by C."""
+    from sim.batch import Draws
+
+    control, better = pools["C"], pools["T1"]
+    n = len(control["user"])
+    coin = Draws.uniform(Draws(_WORLD["seed"]).session_keys(np.arange(n)), 0, MIX_PURPOSE)
+    pick = coin < share
+    return {k: np.where(pick, better[k][:n], control[k]) for k in ("user", "time", "tracks")}
+
+
+def demo_day_tests(ns, pools, pre, truths, n_users, rng) -> dict:
+    """A day of `ns.demo_day` sessions split over the five arms; coverage of each true effect."""
+    names = list(ARMS)
+    fixed = Settings(alpha=ns.alpha)
+    sequential = Settings(alpha=ns.alpha, sequential=True, tuning=ns.tuning)
+    users = np.arange(n_users)
+    share = {name: ns.demo_day / len(pools[name]["user"]) for name in names}
+    metrics = ("time", "tracks")  # per session: mean_time_per_session, mean_tracks_per_session
+    out: dict = {name: {} for name in names[1:]}
+    for name in names[1:]:
+        for metric in metrics:
+            out[name][metric] = {k: [] for k in ("fieller", "cuped", "delta", "old", "seq")}
+    for r in tqdm(range(ns.demo_replicates), desc="demo days", mininterval=2, file=sys.stderr):
+        experiment = Experiment(f"DAY{r}", tuple(Arm(n, ARMS[n]) for n in names))
+        arm = arms_of(users, experiment)
+        chosen = {}
+        for i, name in enumerate(names):
+            pool = pools[name]
+            take = (arm[pool["user"]] == i) & (rng.random(len(pool["user"])) < share[name])
+            chosen[name] = np.flatnonzero(take)
+        for metric in metrics:
+            c = pools["C"]
+            rows = chosen["C"]
+            base = summary(c["user"][rows], c[metric][rows], n_users, None)
+            base_cuped = summary(c["user"][rows], c[metric][rows], n_users, pre[metric])
+            for name in names[1:]:
+                p, rows = pools[name], chosen[name]
+                treat = summary(p["user"][rows], p[metric][rows], n_users, None)
+                treat_cuped = summary(p["user"][rows], p[metric][rows], n_users, pre[metric])
+                true_pct = 100 * truths[name][metric][0]
+                plain = compare(METRIC, name, base, treat, fixed)
+                cuped = compare(METRIC, name, base_cuped, treat_cuped, fixed)
+                seq = compare(METRIC, name, base_cuped, treat_cuped, sequential)
+                estimate = est.welch(base, treat)  # type: ignore[arg-type]
+                critical = est.Method(ns.alpha).critical(estimate)
+                delta = est.relative_delta_interval(estimate, critical)
+                record = out[name][metric]
+                record["fieller"].append(covers(plain, true_pct))
+                record["cuped"].append(covers(cuped, true_pct))
+                record["seq"].append(covers(seq, true_pct))
+                record["delta"].append(
+                    None if delta is None else 100 * delta[0] <= true_pct <= 100 * delta[1]
+                )
+                old = (100 * plain.diff_lower / plain.control_mean,
+                       100 * plain.diff_upper / plain.control_mean)  # fmt: skip
+                record["old"].append(old[0] <= true_pct <= old[1])
+    out["pool_share"] = {name: share[name] / len(names) for name in names}
+    return out
+
+
+# ------------------------------------------------------------------------------- the table
+def share_of(flags: list) -> Share:
+    known = [f for f in flags if f is not None]
+    return Share(sum(bool(f) for f in known), len(known))
+
+
+def row(check: str, promise: str, figure, holds: str, scale: float = 100.0) -> list[str]:
+    low, high = figure.interval()
+    return [check, promise, f"{scale * figure.value:.1f} %",
+            f"[{scale * low:.1f}, {scale * high:.1f}]", holds]  # fmt: skip
+
+
+def verdict(figure, target: float, at_most: bool = False) -> str:
+    low, high = figure.interval()
+    if at_most:
+        return "yes" if low <= target else "NO"
+    return "yes" if low <= target <= high else "NO"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--world", type=Path, default=Path("data/world"))
+    parser.add_argument("--run", type=Path, default=None,
+                        help="a demo run folder: its lists and model instead of a small CORE")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--replicates", type=int, default=2000, help="7-day A/A and A/B tests")
+    parser.add_argument("--demo-replicates", type=int, default=1000, help="demo days")
+    parser.add_argument("--pre-sessions", type=int, default=100_000)
+    parser.add_argument("--epochs", type=int, default=2, help="the small CORE's epochs")
+    parser.add_argument("--pool", type=int, default=300_000, help="sessions of C and T1")
+    parser.add_argument("--demo-pool", type=int, default=60_000, help="sessions of T2 and T3")
+    parser.add_argument("--t4-pool", type=int, default=20_000, help="sessions of T4")
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--day-sessions", type=int, default=2_000)
+    parser.add_argument("--demo-day", type=int, default=4_000,
+                        help="sessions of a demo day (the demo's is 20,000; T4 costs time)")  # fmt: skip
+    parser.add_argument("--mix", default="auto",
+                        help="T1's share of the mixed arm's sessions (auto: its true effect is "
+                        "the MDE of --planned-users)")  # fmt: skip
+    parser.add_argument("--planned-users", type=int, default=1500,
+                        help="users per arm the 7-day tests are planned to need (--mix auto)")  # fmt: skip
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--tuning", type=float, default=5000, help="the sequence's N*")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    ns = parser.parse_args()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    from sim.config import load_config
+    from sim.user_model import Population
+    from sim.world import World
+
+    ensure_world(ns.world)
+    world = World.load(ns.world)
+    population = Population(world, load_config(None).user_model)
+    n_users = world.n_users
+    _WORLD.update(world=world, population=population, seed=ns.seed, lists=None, model=None)
+    t0 = time.perf_counter()
+    population.index.warm(np.unique(population.interests))  # every session's anchor, once
+    timings["warm-up"] = time.perf_counter() - t0
+    print(f"world {ns.world}: {world.n_tracks:,} tracks, {n_users:,} users; seed {ns.seed}; "
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)  # fmt: skip
+
+    with tempfile.TemporaryDirectory(prefix="bench-ab-truth-") as tmp:
+        work = Path(tmp)
+        print(f"pre-period: {ns.pre_sessions:,} sessions of C, logged", flush=True)
+        t0 = time.perf_counter()
+        pre_pool = simulate("C", ns.pre_sessions, PRE, log_dir=work / "logs")
+        timings["pre-period"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if ns.run is not None:
+            lists = ns.run / "train" / "recommendations_core.json"
+            model = ns.run / "train" / "model" / "item_embeddings.npz"
+            source = f"the demo run {ns.run}"
+        else:
+            lists, model = train_source(work / "logs", work / "train", ns.epochs)
+            source = f"a small CORE ({ns.epochs} epochs) trained on the pre-period's logs"
+        _WORLD.update(lists=lists, model=model)
+        timings["lists and model"] = time.perf_counter() - t0
+        print(f"lists and model: {source}", flush=True)
+
+        t0 = time.perf_counter()
+        # C and T1 share their sessions (the mixed arm needs both outcomes of each session); the
+        # demo days need no such pairing, so T4's pool is two runs of its own, one per process
+        half = ns.t4_pool // 2
+        jobs = [("T4", half, POOL + 1), ("T4", ns.t4_pool - half, POOL + 2), ("C", ns.pool, POOL),
+                ("T1", ns.pool, POOL), ("T2", ns.demo_pool, POOL), ("T3", ns.demo_pool, POOL)]  # fmt: skip
+        parts: dict[str, list[dict]] = {}
+        context = multiprocessing.get_context("fork")  # the children share the warmed world
+        with context.Pool(ns.processes) as workers:
+            for arm, pool, seconds in workers.imap_unordered(_pool_job, jobs):
+                parts.setdefault(arm, []).append(pool)
+                print(f"  pool {arm}: {len(pool['user']):,} sessions in {seconds:.0f} s",
+                      flush=True)  # fmt: skip
+        pools = {
+            arm: {k: np.concatenate([p[k] for p in runs]) for k in runs[0]}
+            for arm, runs in parts.items()
+        }
+        timings["pools"] = time.perf_counter() - t0
+
+    pre = {}
+    for metric in ("time", "tracks"):
+        ids, means = user_values(pre_pool["user"], pre_pool[metric], n_users)
+        pre[metric] = np.full(n_users, np.nan)
+        pre[metric][ids] = means
+    truths: dict[str, dict] = {name: {} for name in ARMS}
+    for metric in ("time", "tracks"):
+        control = truth(pools["C"], metric, n_users)
+        for name in ARMS:
+            truths[name][metric] = relative_truth(truth(pools[name], metric, n_users), control)
+    pilot = pilot_week(ns, pools["C"], pre["time"], n_users)
+    if ns.mix == "auto":  # T1's share that makes the mixed arm's effect plan's MDE at the size
+        target = plan(pilot, users_per_arm=ns.planned_users, alpha=ns.alpha, arms=2).mde
+        mix_share = round(min(1.0, target / max(truths["T1"]["time"][0], 1e-9)), 3)
+        if mix_share >= 1:
+            print(f"  T1's effect {100 * truths['T1']['time'][0]:+.2f} % is below the MDE of "
+                  f"{ns.planned_users:,} users per arm ({100 * target:.2f} %): the mixed arm is "
+                  "T1 alone", flush=True)  # fmt: skip
+    else:
+        mix_share = float(ns.mix)
+    mix_truth = relative_truth(
+        truth(mixed_pool(pools, mix_share), "time", n_users), truth(pools["C"], "time", n_users)
+    )
+    print("true effects on mean_time_per_session (whole pools): " + ", ".join(
+        f"{n} {100 * truths[n]['time'][0]:+.2f} % (+- {100 * truths[n]['time'][1]:.2f})"
+        for n in list(ARMS)[1:]) + f"; mixed arm ({100 * mix_share:.1f} % T1) {100 * mix_truth[0]:+.2f} %", flush=True)  # fmt: skip
+
+    rng = np.random.default_rng(ns.seed)
+    t0 = time.perf_counter()
+    weekly = weekly_tests(ns, pools, pre["time"], pilot, mix_share, mix_truth[0], n_users, rng)
+    timings["7-day tests"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    demo = demo_day_tests(ns, pools, pre, truths, n_users, rng)
+    timings["demo days"] = time.perf_counter() - t0
+
+    # ---- the table
+    n_arm = weekly["planned_users_per_arm"]
+    rows = [["check", "promise", "measured", "95 % MC interval", "holds"]]
+    figures: dict[str, dict] = {}
+
+    def add(key, check, promise, figure, holds):
+        rows.append(row(check, promise, figure, holds))
+        low, high = figure.interval()
+        figures[key] = {"value": figure.value, "low": low, "high": high, "holds": holds}
+
+    aa_once, aa_daily, aa_seq = (share_of(weekly[k]) for k in ("aa_once", "aa_daily", "aa_seq"))
+    add("aa_fixed_once", f"A/A, fixed-horizon Welch, one look at day {ns.days}", "5 %", aa_once,
+        verdict(aa_once, ns.alpha))  # fmt: skip
+    add("aa_naive_daily", f"A/A, the naive report peeked at daily, {ns.days} days", "none "
+        "(the inflation)", aa_daily, "-")  # fmt: skip
+    add("aa_sequential_daily", "A/A, sequential, peeked at daily", "<= 5 %", aa_seq,
+        verdict(aa_seq, ns.alpha, at_most=True))  # fmt: skip
+    power = share_of(weekly["power"])
+    add("power_fixed", f"power at plan's size ({n_arm:,} users/arm), true effect "
+        f"{100 * mix_truth[0]:+.2f} %", "80 %", power, verdict(power, 0.8))  # fmt: skip
+    power_seq = share_of(weekly["power_seq"])
+    add("power_sequential_daily", "  the same, sequential, stopped at the first daily look "
+        "that excludes 0", "below 80 % (the price)", power_seq, "-")  # fmt: skip
+    narrower = Mean([v / 100 for v in weekly["narrower"] if v is not None])
+    add("cuped_narrower", "CUPED: the interval narrower by (same tests)", "> 0", narrower,
+        "yes" if narrower.interval()[0] > 0 else "NO")  # fmt: skip
+    for key, label in (("cover_cuped", "CUPED"), ("cover_raw", "plain"),
+                       ("cover_seq", "sequential (plain)")):  # fmt: skip
+        share = share_of(weekly[key])
+        add(key, f"  coverage of the true effect, {label}", "95 %" if key != "cover_seq" else
+            ">= 95 %", share, verdict(share, 0.95, at_most=False) if key != "cover_seq" else
+            ("yes" if share.interval()[1] >= 0.95 else "NO"))  # fmt: skip
+    for name in list(ARMS)[1:]:
+        for metric, label in (("time", "time/session"), ("tracks", "tracks/session")):
+            record = demo[name][metric]
+            true_pct = 100 * truths[name][metric][0]
+            for kind, words in (("cuped", "the report (CUPED, Fieller)"),
+                                ("fieller", "plain, Fieller"), ("delta", "plain, delta (gbstats)"),
+                                ("old", "the interval before (diff / control mean)")):  # fmt: skip
+                share = share_of(record[kind])
+                key = f"demo_{name}_{metric}_{kind}"
+                check = f"demo day: {name} {label} {true_pct:+.1f} %, {words}"
+                add(key, check, "95 %", share, verdict(share, 0.95))
+
+    print()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print("| " + " | ".join(rows[0]) + " |")
+    print("|" + "|".join("---" for _ in rows[0]) + "|")
+    for r in rows[1:]:
+        print("| " + " | ".join(r) + " |")
+    del widths
+    total = time.perf_counter() - started
+    print(
+        f"\n{ns.replicates:,} 7-day tests ({ns.day_sessions:,} sessions a day, coverage "
+        f"{weekly['coverage']:.3f}, each drawing {100 * weekly['pool_share']:.1f} % of the C/T1 "
+        f"pools); {ns.demo_replicates:,} demo days ({ns.demo_day:,} sessions; share of each "
+        "arm's pool a day draws: "
+        + ", ".join(f"{n} {100 * s:.1f} %" for n, s in demo["pool_share"].items())
+        + f"). Lists and model: {source}.",
+    )
+    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+          + f"; total {total:.0f} ({total / 60:.1f} min)")  # fmt: skip
+    result = {
+        "world": str(ns.world), "seed": ns.seed, "source": source, "seconds": total,
+        "timings": timings, "true_effects": {n: truths[n] for n in ARMS},
+        "mix_share": mix_share, "mix_true_effect": mix_truth, "planned_users_per_arm": n_arm,
+        "coverage": weekly["coverage"], "pilot_cv": weekly["pilot_cv"],
+        "pilot_correlation": weekly["pilot_correlation"], "figures": figures,
+        "args": {k: str(v) for k, v in vars(ns).items()},
+    }  # fmt: skip
+    line = json.dumps(result)
+    if ns.out is not None:
+        ns.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
