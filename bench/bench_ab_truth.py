@@ -75,7 +75,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchlib import ensure_world  # noqa: E402
 
-from botify.experiments import Arm, Experiment, place  # noqa: E402
+from botify.experiments import Arm, Experiment  # noqa: E402
 from script.ab import estimate as est  # noqa: E402
 from script.ab.compare import Effect, compare  # noqa: E402
 from script.ab.cuped import CupedSample  # noqa: E402
@@ -217,89 +217,155 @@ def covers(effect: Effect, true_pct: float) -> bool | None:
 
 
 # ------------------------------------------------------------------------------- experiments
-def arms_of(users: np.ndarray, experiment: Experiment) -> np.ndarray:
-    """Each user's arm index (-1: outside the coverage), by botify's own points and ranges."""
-    points = np.array([place(int(u), experiment.name, len(experiment.arms)) for u in users])
-    starts = np.array([start for start, _ in experiment.ranges])
-    ends = np.array([end for _, end in experiment.ranges])
-    index = np.searchsorted(starts, points, side="right") - 1
-    return np.where(points < ends[index], index, -1)
+# ------------------------------------------------------------------------------- replicates
+_STATE: dict = {}  # what the replicate workers read; set before they fork
 
 
-def pilot_week(ns, control: dict, pre: np.ndarray, n_users: int):
-    """The pilot: the C pool's first week (never drawn by a replicate), as `plan` reads one."""
+def parallel(kind: str, n: int, processes: int, seed: int, desc: str) -> list[dict]:
+    """`n` replicates of `kind` over `processes` forked workers (each chunk its own seed)."""
+    chunks = [c for c in np.array_split(np.arange(n), max(processes, 1) * 10) if len(c)]
+    seeds = np.random.SeedSequence(seed).spawn(len(chunks))
+    out: list[dict] = []
+    context = multiprocessing.get_context("fork")
+    with context.Pool(processes) as workers, tqdm(total=n, desc=desc, file=sys.stderr) as bar:
+        for part in workers.imap(
+            _chunk, [(kind, c, s) for c, s in zip(chunks, seeds, strict=True)]
+        ):
+            out += part
+            bar.update(len(part))
+    return out
+
+
+def _chunk(task) -> list[dict]:
+    kind, replicates, seed = task
+    rng = np.random.default_rng(seed)
+    run = {"week": week_replicate, "power": power_replicate, "day": day_replicate}[kind]
+    return [run(int(r), rng) for r in replicates]
+
+
+def pilot_week(ns, control: dict, mix: dict, pre: np.ndarray, n_users: int) -> tuple:
+    """The pilots, from the pools' first week (which no replicate draws): the C arm alone, and a
+    pilot A/B (the week's users split by a salt, half of them served the mixed arm)."""
     week = ns.days * ns.day_sessions
-    ids, means = user_values(control["user"][:week], control["time"][:week], n_users)
-    sessions = np.bincount(control["user"][:week], minlength=n_users)[ids]
-    pilot_metrics = pd.DataFrame({"user": ids, METRIC: means, "sessions": sessions})
+    users, split = control["user"][:week], Experiment("PILOT", (Arm("C", "x"), Arm("B", "x")))
+    treated = split.arm_indices(np.arange(n_users))[users] == 1
+
+    def metrics(pool: dict, keep: np.ndarray) -> pd.DataFrame:
+        ids, means = user_values(users[keep], pool["time"][:week][keep], n_users)
+        sessions = np.bincount(users[keep], minlength=n_users)[ids]
+        return pd.DataFrame({"user": ids, METRIC: means, "sessions": sessions})
+
     pre_frame = pd.DataFrame({"user": np.arange(n_users), METRIC: pre}).dropna()
-    return pilot_from_metrics(pilot_metrics, METRIC, "the C pool's first week", pre_frame)
-
-
-def weekly_tests(ns, pools, pre, pilot, mix_share, true_mix, n_users, rng) -> dict:
-    """A/A and A/B (mixed arm) tests of `ns.days` days at the planned size."""
-    days, per_day = ns.days, ns.day_sessions
-    week = days * per_day
-    control = pools["C"]
-    planned = plan(pilot, mde=true_mix, alpha=ns.alpha, power=0.8, arms=2)
-    reached = pilot.users  # users with a session in a week
-    coverage = min(1.0, 2 * planned.users_per_arm / reached)
-    print(
-        f"  plan: {planned.users_per_arm:,} users per arm detect {100 * true_mix:+.2f} % "
-        f"(pilot cv {pilot.cv():.3f}); a week reaches {reached:,} users -> coverage "
-        f"{coverage:.3f}",
-        flush=True,
+    alone = pilot_from_metrics(metrics(control, np.ones(week, bool)), METRIC, "C", pre_frame)
+    pilot_ab = pilot_from_metrics(
+        metrics(control, ~treated), METRIC, "pilot A/B", pre_frame, metrics(mix, treated)
     )
-    mix = mixed_pool(pools, mix_share)
-    fixed = Settings(alpha=ns.alpha)
-    sequential = Settings(alpha=ns.alpha, sequential=True, tuning=ns.tuning)
-    users = np.arange(n_users)
-    out = {k: [] for k in ("aa_once", "aa_daily", "aa_seq", "power", "power_seq", "users",
-                           "narrower", "cover_raw", "cover_cuped", "cover_seq")}  # fmt: skip
-    candidates = np.arange(week, len(control["user"]))
-    for r in tqdm(range(ns.replicates), desc="7-day tests", mininterval=2, file=sys.stderr):
-        experiment = Experiment(f"WEEK{r}", (Arm("A", "x"), Arm("B", "x")), coverage=coverage)
-        arm = arms_of(users, experiment)
-        drawn = rng.choice(candidates, week, replace=False)
-        day_of = np.repeat(np.arange(1, days + 1), per_day)
-        session_arm = arm[control["user"][drawn]]
-        a_flags, s_flags = [], []
-        for day in range(1, days + 1):
-            keep = day_of <= day
-            a = drawn[keep & (session_arm == 0)]
-            b = drawn[keep & (session_arm == 1)]
-            c_sum = summary(control["user"][a], control["time"][a], n_users, None)
-            b_sum = summary(control["user"][b], control["time"][b], n_users, None)
-            a_flags.append(bool(compare(METRIC, "B", c_sum, b_sum, fixed).significant))
-            s_flags.append(bool(compare(METRIC, "B", c_sum, b_sum, sequential).significant))
-        out["aa_once"].append(a_flags[-1])
-        out["aa_daily"].append(any(a_flags))
-        out["aa_seq"].append(any(s_flags))
-        # the A/B: B is the mixed arm, day by day for the sequential view
-        powered = []
-        for day in range(1, days + 1):
-            keep = day_of <= day
-            a, b = drawn[keep & (session_arm == 0)], drawn[keep & (session_arm == 1)]
-            c_sum = summary(control["user"][a], control["time"][a], n_users, None)
-            m_sum = summary(mix["user"][b], mix["time"][b], n_users, None)
-            seq = compare(METRIC, "B", c_sum, m_sum, sequential)
-            powered.append(bool(seq.significant) and (seq.diff or 0) > 0)
-        out["power_seq"].append(any(powered))
-        c_cuped = summary(control["user"][a], control["time"][a], n_users, pre)
-        m_cuped = summary(mix["user"][b], mix["time"][b], n_users, pre)
-        raw = compare(METRIC, "B", c_sum, m_sum, fixed)
-        adjusted = compare(METRIC, "B", c_cuped, m_cuped, fixed)
-        out["power"].append(bool(raw.significant) and (raw.diff or 0) > 0)
-        out["users"].append((raw.control_users + raw.treatment_users) / 2)
-        out["narrower"].append(adjusted.ci_narrower_pct)
-        out["cover_raw"].append(covers(raw, 100 * true_mix))
-        out["cover_cuped"].append(covers(adjusted, 100 * true_mix))
-        out["cover_seq"].append(covers(seq, 100 * true_mix))
-    out["planned_users_per_arm"] = planned.users_per_arm
-    out["coverage"] = coverage
-    out["pilot_cv"] = pilot.cv()
-    out["pilot_correlation"] = pilot.correlation
-    out["pool_share"] = week * coverage / (len(control["user"]) - week)
+    return alone, pilot_ab
+
+
+def week_replicate(r: int, rng) -> dict:
+    """A/A and A/B (mixed arm vs C) tests of a week at the planned size, looked at daily."""
+    st = _STATE
+    control, mix, pre, n_users = st["C"], st["mix"], st["pre"], st["n_users"]
+    days, per_day = st["days"], st["per_day"]
+    experiment = Experiment(f"WEEK{r}", (Arm("A", "x"), Arm("B", "x")), coverage=st["coverage"])
+    arm = experiment.arm_indices(np.arange(n_users))
+    drawn = rng.choice(st["candidates"], days * per_day, replace=False)
+    day_of = np.repeat(np.arange(1, days + 1), per_day)
+    session_arm = arm[control["user"][drawn]]
+    fixed, sequential = st["fixed"], st["sequential"]
+    out: dict = {"aa": [], "aa_seq": [], "ab_seq": []}
+    for day in range(1, days + 1):
+        keep = day_of <= day
+        a, b = drawn[keep & (session_arm == 0)], drawn[keep & (session_arm == 1)]
+        c_sum = summary(control["user"][a], control["time"][a], n_users, None)
+        b_sum = summary(control["user"][b], control["time"][b], n_users, None)  # A/A: C twice
+        m_sum = summary(mix["user"][b], mix["time"][b], n_users, None)  # A/B: the mixed arm
+        out["aa"].append(bool(compare(METRIC, "B", c_sum, b_sum, fixed).significant))
+        out["aa_seq"].append(bool(compare(METRIC, "B", c_sum, b_sum, sequential).significant))
+        seq = compare(METRIC, "B", c_sum, m_sum, sequential)
+        out["ab_seq"].append(bool(seq.significant) and (seq.diff or 0) > 0)
+    raw = compare(METRIC, "B", c_sum, m_sum, fixed)
+    adjusted = compare(
+        METRIC, "B",
+        summary(control["user"][a], control["time"][a], n_users, pre),
+        summary(mix["user"][b], mix["time"][b], n_users, pre),
+        fixed,
+    )  # fmt: skip
+    true_pct = 100 * st["true_mix"]
+    return {
+        "aa_once": out["aa"][-1],
+        "aa_daily": any(out["aa"]),
+        "aa_seq": any(out["aa_seq"]),
+        "power": bool(raw.significant) and (raw.diff or 0) > 0,
+        "power_seq": any(out["ab_seq"]),
+        "users": (raw.control_users + raw.treatment_users) / 2,
+        "narrower": adjusted.ci_narrower_pct,
+        "cover_raw": covers(raw, true_pct),
+        "cover_cuped": covers(adjusted, true_pct),
+        "cover_seq": covers(seq, true_pct),
+    }
+
+
+def power_replicate(r: int, rng) -> dict:
+    """The mixed arm against C, one look after a week, at the equal-variance plan's size."""
+    st = _STATE
+    control, mix, n_users = st["C"], st["mix"], st["n_users"]
+    experiment = Experiment(
+        f"EQUAL{r}", (Arm("A", "x"), Arm("B", "x")), coverage=st["coverage_equal"]
+    )
+    arm = experiment.arm_indices(np.arange(n_users))
+    drawn = rng.choice(st["candidates"], st["days"] * st["per_day"], replace=False)
+    session_arm = arm[control["user"][drawn]]
+    a, b = drawn[session_arm == 0], drawn[session_arm == 1]
+    c_sum = summary(control["user"][a], control["time"][a], n_users, None)
+    m_sum = summary(mix["user"][b], mix["time"][b], n_users, None)
+    raw = compare(METRIC, "B", c_sum, m_sum, st["fixed"])
+    return {"power": bool(raw.significant) and (raw.diff or 0) > 0,
+            "users": (raw.control_users + raw.treatment_users) / 2}  # fmt: skip
+
+
+def day_replicate(r: int, rng) -> dict:
+    """A demo day: the five arms by the real assignment; each interval against the truth."""
+    st = _STATE
+    pools, pre, n_users, truths = st["pools"], st["pre"], st["n_users"], st["truths"]
+    names = list(ARMS)
+    experiment = Experiment(f"DAY{r}", tuple(Arm(n, ARMS[n]) for n in names))
+    arm = experiment.arm_indices(np.arange(n_users))
+    chosen = {}
+    for i, name in enumerate(names):  # each session of the arm's users, with the day's share
+        pool = pools[name]
+        take = (arm[pool["user"]] == i) & (rng.random(len(pool["user"])) < st["share"][name])
+        chosen[name] = np.flatnonzero(take)
+    out: dict = {}
+    for metric in ("time", "tracks"):  # per session: mean_time_per_session, mean_tracks_...
+        c, rows = pools["C"], chosen["C"]
+        base = summary(c["user"][rows], c[metric][rows], n_users, None)
+        base_cuped = summary(c["user"][rows], c[metric][rows], n_users, pre[metric])
+        for name in names[1:]:
+            p, rows = pools[name], chosen[name]
+            treat = summary(p["user"][rows], p[metric][rows], n_users, None)
+            treat_cuped = summary(p["user"][rows], p[metric][rows], n_users, pre[metric])
+            true_pct = 100 * truths[name][metric][0]
+            plain = compare(METRIC, name, base, treat, st["fixed"])
+            cuped = compare(METRIC, name, base_cuped, treat_cuped, st["fixed"])
+            seq = compare(METRIC, name, base_cuped, treat_cuped, st["sequential"])
+            estimate = est.welch(base, treat)  # type: ignore[arg-type]
+            delta = est.relative_delta_interval(
+                estimate, est.Method(st["alpha"]).critical(estimate)
+            )
+            old = None
+            if plain.diff_lower is not None and plain.control_mean:
+                low, high = (100 * plain.diff_lower / plain.control_mean,
+                             100 * plain.diff_upper / plain.control_mean)  # type: ignore[operator]  # fmt: skip
+                old = low <= true_pct <= high
+            out[(name, metric)] = {
+                "fieller": covers(plain, true_pct),
+                "cuped": covers(cuped, true_pct),
+                "seq": covers(seq, true_pct),
+                "delta": None if delta is None else 100 * delta[0] <= true_pct <= 100 * delta[1],
+                "old": old,
+            }
     return out
 
 
@@ -314,72 +380,18 @@ def mixed_pool(pools: dict, share: float) -> dict:
     return {k: np.where(pick, better[k][:n], control[k]) for k in ("user", "time", "tracks")}
 
 
-def demo_day_tests(ns, pools, pre, truths, n_users, rng) -> dict:
-    """A day of `ns.demo_day` sessions split over the five arms; coverage of each true effect."""
-    names = list(ARMS)
-    fixed = Settings(alpha=ns.alpha)
-    sequential = Settings(alpha=ns.alpha, sequential=True, tuning=ns.tuning)
-    users = np.arange(n_users)
-    share = {name: ns.demo_day / len(pools[name]["user"]) for name in names}
-    metrics = ("time", "tracks")  # per session: mean_time_per_session, mean_tracks_per_session
-    out: dict = {name: {} for name in names[1:]}
-    for name in names[1:]:
-        for metric in metrics:
-            out[name][metric] = {k: [] for k in ("fieller", "cuped", "delta", "old", "seq")}
-    for r in tqdm(range(ns.demo_replicates), desc="demo days", mininterval=2, file=sys.stderr):
-        experiment = Experiment(f"DAY{r}", tuple(Arm(n, ARMS[n]) for n in names))
-        arm = arms_of(users, experiment)
-        chosen = {}
-        for i, name in enumerate(names):
-            pool = pools[name]
-            take = (arm[pool["user"]] == i) & (rng.random(len(pool["user"])) < share[name])
-            chosen[name] = np.flatnonzero(take)
-        for metric in metrics:
-            c = pools["C"]
-            rows = chosen["C"]
-            base = summary(c["user"][rows], c[metric][rows], n_users, None)
-            base_cuped = summary(c["user"][rows], c[metric][rows], n_users, pre[metric])
-            for name in names[1:]:
-                p, rows = pools[name], chosen[name]
-                treat = summary(p["user"][rows], p[metric][rows], n_users, None)
-                treat_cuped = summary(p["user"][rows], p[metric][rows], n_users, pre[metric])
-                true_pct = 100 * truths[name][metric][0]
-                plain = compare(METRIC, name, base, treat, fixed)
-                cuped = compare(METRIC, name, base_cuped, treat_cuped, fixed)
-                seq = compare(METRIC, name, base_cuped, treat_cuped, sequential)
-                estimate = est.welch(base, treat)  # type: ignore[arg-type]
-                critical = est.Method(ns.alpha).critical(estimate)
-                delta = est.relative_delta_interval(estimate, critical)
-                record = out[name][metric]
-                record["fieller"].append(covers(plain, true_pct))
-                record["cuped"].append(covers(cuped, true_pct))
-                record["seq"].append(covers(seq, true_pct))
-                record["delta"].append(
-                    None if delta is None else 100 * delta[0] <= true_pct <= 100 * delta[1]
-                )
-                old = (100 * plain.diff_lower / plain.control_mean,
-                       100 * plain.diff_upper / plain.control_mean)  # fmt: skip
-                record["old"].append(old[0] <= true_pct <= old[1])
-    out["pool_share"] = {name: share[name] / len(names) for name in names}
-    return out
-
-
 # ------------------------------------------------------------------------------- the table
 def share_of(flags: list) -> Share:
     known = [f for f in flags if f is not None]
     return Share(sum(bool(f) for f in known), len(known))
 
 
-def row(check: str, promise: str, figure, holds: str, scale: float = 100.0) -> list[str]:
-    low, high = figure.interval()
-    return [check, promise, f"{scale * figure.value:.1f} %",
-            f"[{scale * low:.1f}, {scale * high:.1f}]", holds]  # fmt: skip
-
-
-def verdict(figure, target: float, at_most: bool = False) -> str:
+def verdict(figure, target: float, at_most: bool = False, at_least: bool = False) -> str:
     low, high = figure.interval()
     if at_most:
         return "yes" if low <= target else "NO"
+    if at_least:
+        return "yes" if high >= target else "NO"
     return "yes" if low <= target <= high else "NO"
 
 
@@ -393,9 +405,9 @@ def main() -> int:
     parser.add_argument("--demo-replicates", type=int, default=1000, help="demo days")
     parser.add_argument("--pre-sessions", type=int, default=100_000)
     parser.add_argument("--epochs", type=int, default=2, help="the small CORE's epochs")
-    parser.add_argument("--pool", type=int, default=300_000, help="sessions of C and T1")
-    parser.add_argument("--demo-pool", type=int, default=60_000, help="sessions of T2 and T3")
-    parser.add_argument("--t4-pool", type=int, default=20_000, help="sessions of T4")
+    parser.add_argument("--pool", type=int, default=200_000, help="sessions of C and T1")
+    parser.add_argument("--demo-pool", type=int, default=40_000, help="sessions of T2 and T3")
+    parser.add_argument("--t4-pool", type=int, default=12_000, help="sessions of T4")
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--day-sessions", type=int, default=2_000)
     parser.add_argument("--demo-day", type=int, default=4_000,
@@ -475,105 +487,135 @@ def main() -> int:
         control = truth(pools["C"], metric, n_users)
         for name in ARMS:
             truths[name][metric] = relative_truth(truth(pools[name], metric, n_users), control)
-    pilot = pilot_week(ns, pools["C"], pre["time"], n_users)
-    if ns.mix == "auto":  # T1's share that makes the mixed arm's effect plan's MDE at the size
-        target = plan(pilot, users_per_arm=ns.planned_users, alpha=ns.alpha, arms=2).mde
+    alone, _ = pilot_week(ns, pools["C"], pools["C"], pre["time"], n_users)
+    if ns.mix == "auto":  # T1's share that makes the mixed arm's effect the MDE at that size
+        target = plan(alone, users_per_arm=ns.planned_users, alpha=ns.alpha, arms=2).mde
         mix_share = round(min(1.0, target / max(truths["T1"]["time"][0], 1e-9)), 3)
-        if mix_share >= 1:
-            print(f"  T1's effect {100 * truths['T1']['time'][0]:+.2f} % is below the MDE of "
-                  f"{ns.planned_users:,} users per arm ({100 * target:.2f} %): the mixed arm is "
-                  "T1 alone", flush=True)  # fmt: skip
     else:
         mix_share = float(ns.mix)
-    mix_truth = relative_truth(
-        truth(mixed_pool(pools, mix_share), "time", n_users), truth(pools["C"], "time", n_users)
-    )
+    mix = mixed_pool(pools, mix_share)
+    mix_truth = relative_truth(truth(mix, "time", n_users), truth(pools["C"], "time", n_users))
     print("true effects on mean_time_per_session (whole pools): " + ", ".join(
         f"{n} {100 * truths[n]['time'][0]:+.2f} % (+- {100 * truths[n]['time'][1]:.2f})"
-        for n in list(ARMS)[1:]) + f"; mixed arm ({100 * mix_share:.1f} % T1) {100 * mix_truth[0]:+.2f} %", flush=True)  # fmt: skip
+        for n in list(ARMS)[1:]) + f"; the mixed arm ({100 * mix_share:.1f} % of its sessions "
+        f"T1's) {100 * mix_truth[0]:+.2f} % (+- {100 * mix_truth[1]:.2f})", flush=True)  # fmt: skip
 
-    rng = np.random.default_rng(ns.seed)
+    # the plans: a pilot A/B week (both arms' variances) and the control alone (equal variances)
+    alone, pilot_ab = pilot_week(ns, pools["C"], mix, pre["time"], n_users)
+    planned = plan(pilot_ab, mde=mix_truth[0], alpha=ns.alpha, arms=2)
+    planned_equal = plan(alone, mde=mix_truth[0], alpha=ns.alpha, arms=2)
+    reached = alone.users  # users with a session in a week
+    coverage = min(1.0, 2 * planned.users_per_arm / reached)
+    coverage_equal = min(1.0, 2 * planned_equal.users_per_arm / reached)
+    print(f"plan from the pilot A/B week: {planned.users_per_arm:,} users per arm (variance ratio "
+          f"{planned.variance_ratio:.2f}); from C alone (equal variances): "
+          f"{planned_equal.users_per_arm:,}; a week reaches {reached:,} users -> coverage "
+          f"{coverage:.3f} and {coverage_equal:.3f}", flush=True)  # fmt: skip
+    week = ns.days * ns.day_sessions
+    _STATE.update(
+        C=pools["C"], mix=mix, pre=pre["time"], n_users=n_users, days=ns.days,
+        per_day=ns.day_sessions, coverage=coverage, coverage_equal=coverage_equal,
+        candidates=np.arange(week, len(pools["C"]["user"])), true_mix=mix_truth[0],
+        fixed=Settings(alpha=ns.alpha), alpha=ns.alpha,
+        sequential=Settings(alpha=ns.alpha, sequential=True, tuning=ns.tuning),
+    )  # fmt: skip
     t0 = time.perf_counter()
-    weekly = weekly_tests(ns, pools, pre["time"], pilot, mix_share, mix_truth[0], n_users, rng)
+    weekly = parallel("week", ns.replicates, ns.processes, ns.seed, "7-day tests")
+    equal = parallel("power", ns.replicates, ns.processes, ns.seed + 1, "equal-variance plan")
     timings["7-day tests"] = time.perf_counter() - t0
+    _STATE.update(
+        pools=pools, pre=pre, truths=truths,
+        share={name: ns.demo_day / len(pools[name]["user"]) for name in ARMS},
+    )  # fmt: skip
     t0 = time.perf_counter()
-    demo = demo_day_tests(ns, pools, pre, truths, n_users, rng)
+    demo = parallel("day", ns.demo_replicates, ns.processes, ns.seed + 2, "demo days")
     timings["demo days"] = time.perf_counter() - t0
 
     # ---- the table
-    n_arm = weekly["planned_users_per_arm"]
     rows = [["check", "promise", "measured", "95 % MC interval", "holds"]]
     figures: dict[str, dict] = {}
 
-    def add(key, check, promise, figure, holds):
-        rows.append(row(check, promise, figure, holds))
+    def add(key: str, check: str, promise: str, figure, holds: str, unit: str = " %") -> None:
         low, high = figure.interval()
+        rows.append([check, promise, f"{100 * figure.value:.1f}{unit}",
+                     f"[{100 * low:.1f}, {100 * high:.1f}]", holds])  # fmt: skip
         figures[key] = {"value": figure.value, "low": low, "high": high, "holds": holds}
 
-    aa_once, aa_daily, aa_seq = (share_of(weekly[k]) for k in ("aa_once", "aa_daily", "aa_seq"))
-    add("aa_fixed_once", f"A/A, fixed-horizon Welch, one look at day {ns.days}", "5 %", aa_once,
-        verdict(aa_once, ns.alpha))  # fmt: skip
-    add("aa_naive_daily", f"A/A, the naive report peeked at daily, {ns.days} days", "none "
-        "(the inflation)", aa_daily, "-")  # fmt: skip
-    add("aa_sequential_daily", "A/A, sequential, peeked at daily", "<= 5 %", aa_seq,
-        verdict(aa_seq, ns.alpha, at_most=True))  # fmt: skip
-    power = share_of(weekly["power"])
-    add("power_fixed", f"power at plan's size ({n_arm:,} users/arm), true effect "
-        f"{100 * mix_truth[0]:+.2f} %", "80 %", power, verdict(power, 0.8))  # fmt: skip
-    power_seq = share_of(weekly["power_seq"])
-    add("power_sequential_daily", "  the same, sequential, stopped at the first daily look "
-        "that excludes 0", "below 80 % (the price)", power_seq, "-")  # fmt: skip
-    narrower = Mean([v / 100 for v in weekly["narrower"] if v is not None])
-    add("cuped_narrower", "CUPED: the interval narrower by (same tests)", "> 0", narrower,
-        "yes" if narrower.interval()[0] > 0 else "NO")  # fmt: skip
-    for key, label in (("cover_cuped", "CUPED"), ("cover_raw", "plain"),
-                       ("cover_seq", "sequential (plain)")):  # fmt: skip
-        share = share_of(weekly[key])
-        add(key, f"  coverage of the true effect, {label}", "95 %" if key != "cover_seq" else
-            ">= 95 %", share, verdict(share, 0.95, at_most=False) if key != "cover_seq" else
-            ("yes" if share.interval()[1] >= 0.95 else "NO"))  # fmt: skip
+    def flags(records: list[dict], key: str) -> Share:
+        return share_of([r[key] for r in records])
+
+    n_arm = planned.users_per_arm
+    users = np.mean([r["users"] for r in weekly])
+    aa = flags(weekly, "aa_once")
+    add("aa_fixed_once", f"A/A at the planned size ({n_arm:,} users/arm): fixed-horizon "
+        f"Welch, one look at day {ns.days}", "5 %", aa, verdict(aa, ns.alpha))  # fmt: skip
+    aa = flags(weekly, "aa_daily")
+    add("aa_naive_daily", f"A/A: the naive report peeked at after every day of {ns.days}",
+        "none (the inflation)", aa, "-")  # fmt: skip
+    aa = flags(weekly, "aa_seq")
+    add("aa_sequential_daily", "A/A: the sequential test peeked at daily", "<= 5 %", aa,
+        verdict(aa, ns.alpha, at_most=True))  # fmt: skip
+    power = flags(weekly, "power")
+    add("power_pilot_ab", f"power at plan's size from a pilot A/B ({n_arm:,} users/arm), true "
+        f"effect {100 * mix_truth[0]:+.2f} %", "80 %", power, verdict(power, 0.8))  # fmt: skip
+    power = flags(equal, "power")
+    add("power_equal_variances", f"  plan from C alone, equal variances as gbstats "
+        f"({planned_equal.users_per_arm:,} users/arm)", "80 % if the variances were equal",
+        power, verdict(power, 0.8))  # fmt: skip
+    power = flags(weekly, "power_seq")
+    add("power_sequential_daily", "  the pilot A/B's size, sequential, stopped at the first "
+        "daily look that excludes 0", "below 80 % (the price)", power, "-")  # fmt: skip
+    narrower = Mean([r["narrower"] / 100 for r in weekly if r["narrower"] is not None])
+    add("cuped_narrower", "CUPED: the interval narrower by (the same A/B tests)", "> 0",
+        narrower, "yes" if narrower.interval()[0] > 0 else "NO")  # fmt: skip
+    for key, label, at_least in (("cover_cuped", "CUPED", False), ("cover_raw", "plain", False),
+                                 ("cover_seq", "sequential (plain)", True)):  # fmt: skip
+        share = flags(weekly, key)
+        add(key, f"  coverage of the true effect, {label}", ">= 95 %" if at_least else "95 %",
+            share, verdict(share, 0.95, at_least=at_least))  # fmt: skip
     for name in list(ARMS)[1:]:
         for metric, label in (("time", "time/session"), ("tracks", "tracks/session")):
-            record = demo[name][metric]
+            records = [r[(name, metric)] for r in demo]
             true_pct = 100 * truths[name][metric][0]
             for kind, words in (("cuped", "the report (CUPED, Fieller)"),
                                 ("fieller", "plain, Fieller"), ("delta", "plain, delta (gbstats)"),
                                 ("old", "the interval before (diff / control mean)")):  # fmt: skip
-                share = share_of(record[kind])
-                key = f"demo_{name}_{metric}_{kind}"
-                check = f"demo day: {name} {label} {true_pct:+.1f} %, {words}"
-                add(key, check, "95 %", share, verdict(share, 0.95))
+                share = flags(records, kind)
+                add(f"demo_{name}_{metric}_{kind}",
+                    f"demo day: {name} {label} {true_pct:+.1f} %, {words}", "95 %", share,
+                    verdict(share, 0.95))  # fmt: skip
 
     print()
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print("| " + " | ".join(rows[0]) + " |")
     print("|" + "|".join("---" for _ in rows[0]) + "|")
     for r in rows[1:]:
         print("| " + " | ".join(r) + " |")
-    del widths
     total = time.perf_counter() - started
+    demo_share = ", ".join(f"{n} {100 * s / len(ARMS):.1f} %" for n, s in _STATE["share"].items())
     print(
-        f"\n{ns.replicates:,} 7-day tests ({ns.day_sessions:,} sessions a day, coverage "
-        f"{weekly['coverage']:.3f}, each drawing {100 * weekly['pool_share']:.1f} % of the C/T1 "
-        f"pools); {ns.demo_replicates:,} demo days ({ns.demo_day:,} sessions; share of each "
-        "arm's pool a day draws: "
-        + ", ".join(f"{n} {100 * s:.1f} %" for n, s in demo["pool_share"].items())
-        + f"). Lists and model: {source}.",
+        f"\n{ns.replicates:,} 7-day tests per plan ({ns.day_sessions:,} sessions a day; users "
+        f"per arm at day {ns.days}: {users:,.0f} on average, planned {n_arm:,}; each test draws "
+        f"{100 * week * coverage / len(_STATE['candidates']):.1f} % of the C and T1 pools); "
+        f"{ns.demo_replicates:,} demo days of {ns.demo_day:,} sessions (each draws of the arms' "
+        f"pools: {demo_share}). Lists and model: {source}. CUPED's covariate: each user's "
+        f"mean over {ns.pre_sessions:,} pre-period sessions (correlation with a week's "
+        f"{alone.correlation:.2f})."
     )
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
           + f"; total {total:.0f} ({total / 60:.1f} min)")  # fmt: skip
     result = {
         "world": str(ns.world), "seed": ns.seed, "source": source, "seconds": total,
         "timings": timings, "true_effects": {n: truths[n] for n in ARMS},
-        "mix_share": mix_share, "mix_true_effect": mix_truth, "planned_users_per_arm": n_arm,
-        "coverage": weekly["coverage"], "pilot_cv": weekly["pilot_cv"],
-        "pilot_correlation": weekly["pilot_correlation"], "figures": figures,
+        "mix_share": mix_share, "mix_true_effect": mix_truth,
+        "planned_users_per_arm": n_arm, "planned_equal_variances": planned_equal.users_per_arm,
+        "variance_ratio": planned.variance_ratio, "mean_users_per_arm": users,
+        "coverage": coverage, "coverage_equal": coverage_equal, "pilot_cv": alone.cv(),
+        "pilot_correlation": alone.correlation, "figures": figures,
         "args": {k: str(v) for k, v in vars(ns).items()},
     }  # fmt: skip
-    line = json.dumps(result)
     if ns.out is not None:
         ns.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(line)
+    print(json.dumps(result))
     return 0
 
 

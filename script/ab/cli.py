@@ -224,6 +224,10 @@ def days_cmd(reports, out, metric, labels) -> None:
 @click.option("--data", type=DATASET, default=None, help="pilot: a logged dataset")
 @click.option("--experiment", default=None, help="pilot: this experiment's --arm (else every user)")
 @click.option("--arm", default="C", show_default=True, help="pilot: the arm (with --experiment)")
+@click.option("--treatment", default=None, metavar="ARM",
+              help="pilot A/B: this arm's variance too (with --experiment); default: equal")  # fmt: skip
+@click.option("--variance-ratio", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="R", help="the treatment's variance over the control's (overrides)")  # fmt: skip
 @click.option("--since", type=MS, default=None, metavar="MS", help="pilot window start (ms)")
 @click.option("--until", type=MS, default=None, metavar="MS", help="pilot window end (ms)")
 @click.option("--world", type=click.Path(path_type=Path), default=None, envvar="BOTIFY_WORLD",
@@ -236,7 +240,8 @@ def days_cmd(reports, out, metric, labels) -> None:
               help="simulated pilot: the (catalog-only) recommender")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="simulated pilot: seed")
 def plan_cmd(metric, mde, users, alpha, power, arms, cuped, sequential, tuning, data, experiment,
-             arm, since, until, world, sessions, pre_sessions, recommender, seed) -> None:  # fmt: skip
+             arm, treatment, variance_ratio, since, until, world, sessions, pre_sessions,
+             recommender, seed) -> None:  # fmt: skip
     """Users (and sessions) per arm to detect --mde with --power, from a pilot's variance."""
     from script.ab.plan import pilot_from_data, pilot_from_simulator, plan
 
@@ -249,10 +254,10 @@ def plan_cmd(metric, mde, users, alpha, power, arms, cuped, sequential, tuning, 
             raise click.UsageError("--cuped with a simulated pilot needs --pre-sessions")
         pilot = pilot_from_simulator(world, metric, sessions, recommender, seed, pre_sessions)
     else:
-        pilot = pilot_from_data(data, metric, experiment, arm, since, until, cuped)
+        pilot = pilot_from_data(data, metric, experiment, arm, since, until, cuped, treatment)
     result = plan(
         pilot, None if mde is None else mde / 100, users, alpha, power, arms, cuped, sequential,
-        tuning,
+        tuning, variance_ratio,
     )  # fmt: skip
     for line in result.lines():
         click.echo(line)

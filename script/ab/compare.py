@@ -4,7 +4,8 @@ The input is each arm's summary of the metric: a `SampleMean` (n, sum, sum of sq
 plain comparison, or a `CupedSample` (with the pre-period's sums and the cross-products) for
 CUPED. `Settings` chooses fixed-horizon or always-valid (sequential) intervals. The effect in % of
 control comes with Fieller's interval (`script.ab.estimate`), the p-value of the same test, and
-the metric's minimum detectable effect at this size (`script.ab.power`). With CUPED the effect also
+the metric's minimum detectable effect at this size (`script.ab.power`, with both arms' observed
+variances). With CUPED the effect also
 records the plain (unadjusted) effect and interval beside it, and by how much CUPED narrowed the
 interval; an effect that cannot be computed gets a status code and a message instead of numbers.
 """
@@ -104,10 +105,13 @@ def compare(
         raw = est.welch(control.post, treatment.post)
         effect.method, effect.theta = "cuped", estimate.theta
         effect.without_pre = control.without_pre + treatment.without_pre
-        control_sd = math.sqrt(control.adjusted_variance(estimate.theta or 0.0))
+        variances = (
+            control.adjusted_variance(estimate.theta or 0.0),
+            treatment.adjusted_variance(estimate.theta or 0.0),
+        )
     elif isinstance(control, SampleMean) and isinstance(treatment, SampleMean):
         estimate, raw = est.welch(control, treatment), None
-        control_sd = math.sqrt(control.variance)
+        variances = (control.variance, treatment.variance)
     else:
         raise TypeError("control and treatment must be summaries of the same kind")
     effect.control_mean, effect.treatment_mean = estimate.control_mean, estimate.treatment_mean
@@ -125,13 +129,14 @@ def compare(
     effect.effect_pct = 100 * estimate.diff / estimate.control_mean
     effect.lower_pct, effect.upper_pct = _percent(est.relative_interval(estimate, critical))
     mde = power.minimum_detectable_effect(
-        control_sd / abs(estimate.control_mean),
+        math.sqrt(variances[0]) / abs(estimate.control_mean),
         control.n,
         treatment.n,
         settings.alpha,
         settings.power,
         settings.sequential,
         settings.tuning,
+        variances[1] / variances[0] if variances[0] else 1.0,
     )
     effect.mde_pct = None if mde is None else 100 * mde
     if raw is not None:

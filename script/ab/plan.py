@@ -6,6 +6,10 @@ Its mean and standard deviation give the metric's coefficient of variation; with
 pilot's correlation with the same users' pre-period metric shrinks the standard deviation by
 ``sqrt(1 - corr**2)``, the share CUPED removes. `script.ab.power` turns that into users per arm
 for a relative MDE (or the MDE of a given size); sessions follow from the pilot's sessions per user.
+
+A pilot A/B (``--treatment ARM``: a treatment arm of the same experiment) also measures how much
+the treatment's variance differs from the control's (R in `script.ab.power`); without one the
+plan assumes equal variances, as gbstats' calculator does, and says so.
 """
 
 from __future__ import annotations
@@ -32,26 +36,41 @@ class Pilot:
     sd: float
     correlation: float | None = None  # with the pre-period (CUPED); None without one
     users_with_pre: int | None = None
+    treatment: Pilot | None = None  # a pilot A/B's treatment arm: its variance
 
     @property
     def sessions_per_user(self) -> float:
         return self.sessions / self.users if self.users else math.nan
 
+    def adjusted_sd(self, cuped: bool = False) -> float:
+        """The sd, of the CUPED-adjusted metric when asked (and a pre-period exists)."""
+        if not cuped:
+            return self.sd
+        if self.correlation is None:
+            raise ReportError("CUPED planning needs a pilot with a pre-period")
+        return self.sd * math.sqrt(max(1 - self.correlation**2, 0.0))
+
     def cv(self, cuped: bool = False) -> float:
         """sd / mean, of the CUPED-adjusted metric when asked (and a pre-period exists)."""
-        sd = self.sd
-        if cuped:
-            if self.correlation is None:
-                raise ReportError("CUPED planning needs a pilot with a pre-period")
-            sd *= math.sqrt(max(1 - self.correlation**2, 0.0))
-        return sd / abs(self.mean)
+        return self.adjusted_sd(cuped) / abs(self.mean)
+
+    def variance_ratio(self, cuped: bool = False) -> float:
+        """The treatment's variance over the control's: measured by a pilot A/B, else 1."""
+        if self.treatment is None:
+            return 1.0
+        return (self.treatment.adjusted_sd(cuped) / self.adjusted_sd(cuped)) ** 2
 
 
 def pilot_from_metrics(
-    metrics: pd.DataFrame, metric: str, source: str, pre: pd.DataFrame | None = None
+    metrics: pd.DataFrame,
+    metric: str,
+    source: str,
+    pre: pd.DataFrame | None = None,
+    treatment: pd.DataFrame | None = None,
 ) -> Pilot:
     """A pilot from user metrics (one row per user); ``pre`` (the same users' pre-period
-    metrics) adds the correlation CUPED exploits, a user without pre-period data counted 0."""
+    metrics) adds the correlation CUPED exploits, a user without pre-period data counted 0;
+    ``treatment`` (a pilot A/B's treatment users) adds the treatment's variance."""
     if metric not in metrics:
         raise ReportError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
     values = metrics[metric].to_numpy(float)
@@ -72,7 +91,10 @@ def pilot_from_metrics(
         else:
             correlation = 0.0
     sessions = int(metrics["sessions"].sum()) if "sessions" in metrics else len(values)
-    return Pilot(source, metric, len(values), sessions, mean, sd, correlation, with_pre)
+    treated = None
+    if treatment is not None:
+        treated = pilot_from_metrics(treatment, metric, f"{source}, treatment", pre)
+    return Pilot(source, metric, len(values), sessions, mean, sd, correlation, with_pre, treated)
 
 
 def pilot_from_data(
@@ -83,23 +105,28 @@ def pilot_from_data(
     since_ms: int | None = None,
     until_ms: int | None = None,
     cuped: bool = False,
+    treatment: str | None = None,
 ) -> Pilot:
-    """The pilot from a logged dataset: ``arm`` of ``experiment`` (or every user without one);
-    with ``cuped``, the events before ``since_ms`` are the pre-period."""
+    """The pilot from a logged dataset: ``arm`` of ``experiment`` (or every user without one),
+    and with ``treatment`` that arm too (a pilot A/B); with ``cuped``, the events before
+    ``since_ms`` are the pre-period."""
+    treated = None
     if experiment is not None:
-        events = load_events(data, experiment, since_ms, until_ms)
-        events = events[events["arm"] == arm]
-        if events.empty:
-            raise ReportError(f"no events of arm {arm!r} in experiment {experiment!r}")
-        source = f"{data} (experiment {experiment}, arm {arm})"
+        metrics = user_metrics(load_events(data, experiment, since_ms, until_ms))
+        if treatment is not None:
+            treated = metrics[metrics["arm"] == treatment]
+            if treated.empty:
+                raise ReportError(f"no finished session of arm {treatment!r} in {experiment!r}")
+        metrics = metrics[metrics["arm"] == arm]
+        if metrics.empty:
+            raise ReportError(f"no finished session of arm {arm!r} in experiment {experiment!r}")
+        versus = f" against {treatment}" if treatment else ""
+        source = f"{data} (experiment {experiment}, arm {arm}{versus})"
+    elif treatment is not None:
+        raise ReportError("a pilot A/B (--treatment) needs --experiment")
     else:
         metrics = activity_metrics(data, until_ms, since_ms)
         source = f"{data} (every user)"
-        return _with_pre(metrics, metric, source, data, since_ms, cuped)
-    return _with_pre(user_metrics(events), metric, source, data, since_ms, cuped)
-
-
-def _with_pre(metrics, metric, source, data, since_ms, cuped) -> Pilot:
     pre = None
     if cuped:
         if since_ms is None:
@@ -109,7 +136,7 @@ def _with_pre(metrics, metric, source, data, since_ms, cuped) -> Pilot:
         pre = activity_metrics(data, since_ms)
         if pre.empty:
             raise ReportError("CUPED planning: no finished session before --since")
-    return pilot_from_metrics(metrics, metric, source, pre)
+    return pilot_from_metrics(metrics, metric, source, pre, treated)
 
 
 def pilot_from_simulator(
@@ -155,6 +182,7 @@ class Plan:
     tuning: float
     mde: float  # relative, a fraction
     users_per_arm: int
+    variance_ratio: float = 1.0  # the treatment's variance over the control's assumed
 
     @property
     def comparisons(self) -> int:
@@ -182,13 +210,20 @@ class Plan:
             if self.sequential
             else "fixed horizon (one look)"
         )
+        spread = (
+            f"the treatment's variance {self.variance_ratio:.2f} x the control's (pilot A/B)"
+            if p.treatment is not None
+            else f"the treatment's variance assumed {self.variance_ratio:g} x the control's"
+            + (" (equal, as gbstats' calculator; a pilot A/B measures it: --treatment)"
+               if self.variance_ratio == 1 else "")
+        )  # fmt: skip
         return [
             f"pilot: {p.source}",
             f"  {p.users:,} users, {p.sessions:,} sessions; {p.metric}: mean {p.mean:.4g}, "
             f"sd {p.sd:.4g} (cv {p.cv():.3f}){pre}",
             f"plan: a change of {100 * self.mde:.2f} % in {p.metric}, detected with "
             f"{self.power:.0%} power at alpha {self.alpha} (two-sided; {self.comparisons} "
-            f"comparison(s) against control, Bonferroni), {horizon}",
+            f"comparison(s) against control, Bonferroni), {horizon}; {spread}",
             f"  users per arm: {self.users_per_arm:,}",
             f"  users in all {self.arms} arms: {self.users:,}",
             f"  sessions: {self.sessions:,} ({p.sessions_per_user:.2f} per user in the pilot)",
@@ -205,22 +240,25 @@ def plan(
     cuped: bool = False,
     sequential: bool = False,
     tuning: float = 5000,
+    variance_ratio: float | None = None,
 ) -> Plan:
-    """Users per arm for a relative ``mde`` (a fraction), or the MDE of ``users_per_arm``."""
+    """Users per arm for a relative ``mde`` (a fraction), or the MDE of ``users_per_arm``.
+    ``variance_ratio`` (treatment over control) defaults to the pilot A/B's, else 1."""
     if (mde is None) == (users_per_arm is None):
         raise ValueError("give the effect to detect or the users per arm, not both")
     if arms < 2:
         raise ValueError("an experiment has at least 2 arms")
     cv = pilot.cv(cuped)
+    ratio = pilot.variance_ratio(cuped) if variance_ratio is None else variance_ratio
     level = alpha / (arms - 1)
     if mde is not None:
-        users_per_arm = pw.users_per_arm(cv, mde, level, power, 1, sequential, tuning)
+        users_per_arm = pw.users_per_arm(cv, mde, level, power, 1, sequential, tuning, ratio)
     else:
         assert users_per_arm is not None
         found = pw.minimum_detectable_effect(
-            cv, users_per_arm, users_per_arm, level, power, sequential, tuning
+            cv, users_per_arm, users_per_arm, level, power, sequential, tuning, ratio
         )
         if found is None:
             raise ReportError(f"{users_per_arm} users per arm detect no effect of {pilot.metric}")
         mde = found
-    return Plan(pilot, alpha, power, arms, cuped, sequential, tuning, mde, users_per_arm)
+    return Plan(pilot, alpha, power, arms, cuped, sequential, tuning, mde, users_per_arm, ratio)

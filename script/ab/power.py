@@ -2,14 +2,17 @@
 
 With a two-sided test at level alpha, power 1 - beta and the relative effect Delta, an arm whose
 true effect is Delta reaches significance with probability ``Phi(Delta / SE - critical)``, so it
-needs ``Delta = (critical + z_power) * SE(Delta)``. As gbstats' power calculator, the standard
-error is the relative effect's with equal variances in both arms and the treatment's mean moved
-by Delta:
+needs ``Delta = (critical + z_power) * SE(Delta)``. The standard error is the relative effect's
+(delta method) with the treatment's mean moved by Delta and its variance R times the control's:
 
-    SE(Delta)**2 = cv**2 * (1 / n_treatment + (1 + Delta)**2 / n_control),   cv = sd / mean
+    SE(Delta)**2 = cv**2 * (R / n_treatment + (1 + Delta)**2 / n_control),   cv = sd / mean
 
 of the control (from a pilot: a logged dataset or the simulator; with CUPED the sd of the
-adjusted metric). The critical value is the normal quantile (fixed horizon) or the confidence
+adjusted metric). gbstats' power calculator takes R = 1 (equal variances), the default here too;
+but a treatment that changes the metric's spread needs its own R: bench/bench_ab_truth.py
+measured a list arm whose users' session time varies 1.9 times as much as the control's, and
+with R = 1 the planned size reached 68 % power instead of 80 %. A pilot A/B (the report's
+users, or `plan --treatment ARM`) measures R. The critical value is the normal quantile (fixed horizon) or the confidence
 sequence's at the final size (sequential; power at the last look, the conservative reading: a
 sequence can also stop earlier). Several treatment arms share alpha by Bonferroni
 (``alpha / comparisons``), the bound Holm's first step uses.
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize, stats
+from scipy import optimize, special
 
 from script.ab import sequential as seq
 
@@ -33,7 +36,7 @@ def critical_value(
 ) -> float:
     if sequential:
         return seq.critical(users, alpha, tuning)
-    return float(stats.norm.ppf(1 - alpha / 2))
+    return float(special.ndtri(1 - alpha / 2))
 
 
 def minimum_detectable_effect(
@@ -44,19 +47,21 @@ def minimum_detectable_effect(
     power: float = 0.8,
     sequential: bool = False,
     tuning: float = seq.DEFAULT_TUNING,
+    variance_ratio: float = 1.0,
 ) -> float | None:
-    """The relative effect (a fraction) detected with `power`; None where no effect is."""
+    """The relative effect (a fraction) detected with `power`; None where no effect is.
+    ``variance_ratio``: the treatment's variance over the control's (R above)."""
     if n_control < 2 or n_treatment < 2 or not math.isfinite(cv):
         return None
     k = critical_value(alpha, n_control + n_treatment, sequential, tuning)
-    k += float(stats.norm.ppf(power))
+    k += float(special.ndtri(power))
     s2 = (k * cv) ** 2
-    # Delta**2 = s2 * (1/n_t + (1 + Delta)**2 / n_c): a quadratic in Delta, the positive root
+    # Delta**2 = s2 * (R/n_t + (1 + Delta)**2 / n_c): a quadratic in Delta, the positive root
     a = 1 - s2 / n_control
     if a <= 0:
         return None
     b = -2 * s2 / n_control
-    c = -s2 * (1 / n_treatment + 1 / n_control)
+    c = -s2 * (variance_ratio / n_treatment + 1 / n_control)
     return (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
 
 
@@ -68,16 +73,17 @@ def users_per_arm(
     comparisons: int = 1,
     sequential: bool = False,
     tuning: float = seq.DEFAULT_TUNING,
+    variance_ratio: float = 1.0,
 ) -> int:
     """Users each arm needs so that a relative effect `mde` (a fraction) is detected."""
     if not mde > 0 or not cv > 0:
         raise ValueError("the effect and the metric's coefficient of variation must be positive")
     level = alpha / max(comparisons, 1)
-    z_power = float(stats.norm.ppf(power))
+    z_power = float(special.ndtri(power))
 
     def needed(n: float) -> float:
         k = critical_value(level, 2 * n, sequential, tuning) + z_power
-        return (k * cv) ** 2 * (1 + (1 + mde) ** 2) / mde**2
+        return (k * cv) ** 2 * (variance_ratio + (1 + mde) ** 2) / mde**2
 
     if not sequential:
         return math.ceil(needed(1.0))  # the normal critical value does not depend on n

@@ -48,6 +48,14 @@ def test_equal_weights_and_full_coverage_are_the_old_modulo(arms, weight):
     assert all(exp.arm_of(u).name == f"A{bucket(u, 'AB', arms)}" for u in users[:2000])
 
 
+@pytest.mark.parametrize("weights, coverage", [([1, 1, 1], 1.0), ([9, 1], 0.7), ([1, 0, 3], 0.5)])
+def test_many_users_at_once_is_one_at_a_time(weights, coverage):
+    exp = experiment(weights, coverage)
+    users = np.arange(0, 200_000, 7)
+    one = [-1 if (a := exp.arm_of(int(u))) is None else exp.arms.index(a) for u in users]
+    assert exp.arm_indices(users).tolist() == one
+
+
 def test_the_points_fill_the_unit_interval_uniformly():
     points = np.array([place(u, "AB", 3) for u in range(30_000)]) / (3 * -(-(2**32) // 3))
     assert points.min() >= 0 and points.max() < 1

@@ -222,12 +222,21 @@ def test_the_sequential_size_detects_its_mde():
     assert mde == pytest.approx(0.05, rel=2e-3)
 
 
-def test_the_report_states_each_metrics_mde():
+def test_a_treatment_with_more_variance_needs_more_users():
+    # R = 2: (z_0.975 + z_0.8)**2 * (2 + 1.1**2) / 0.1**2
+    expected = (1.959964 + 0.841621) ** 2 * (2 + 1.1**2) / 0.1**2
+    assert power.users_per_arm(1.0, 0.10, variance_ratio=2.0) == math.ceil(expected)
+    equal = power.minimum_detectable_effect(1.0, 1000, 1000)
+    assert power.minimum_detectable_effect(1.0, 1000, 1000, variance_ratio=2.0) > equal
+
+
+def test_the_report_states_each_metrics_mde_with_both_arms_variances():
     rng = np.random.default_rng(10)
-    c, t = rng.gamma(2, 1, 900), rng.gamma(2, 1, 1100)
+    c, t = rng.gamma(2, 1, 900), rng.gamma(2, 1.4, 1100)
     effect = cmp.compare("m", "T1", SampleMean.of(c), SampleMean.of(t))
-    cv = c.std(ddof=1) / c.mean()
-    assert effect.mde_pct == pytest.approx(100 * power.minimum_detectable_effect(cv, 900, 1100))
+    cv, ratio = c.std(ddof=1) / c.mean(), t.var(ddof=1) / c.var(ddof=1)
+    expected = power.minimum_detectable_effect(cv, 900, 1100, variance_ratio=ratio)
+    assert effect.mde_pct == pytest.approx(100 * expected)
 
 
 # -- guardrails, config, sample ratio -------------------------------------------------------------

@@ -165,6 +165,16 @@ def test_plan_from_a_logged_pilot(dataset, capsys):
     assert ab.main([*args, "--cuped", "--arms", "5"]) == 0
     assert f"users in all 5 arms: {5 * plan(pilot, mde=0.05, cuped=True, arms=5).users_per_arm:,}" \
         in capsys.readouterr().out  # fmt: skip
+    # a pilot A/B: T1's variance too (its users' time is x1.3, so its spread is larger)
+    ab_pilot = pilot_from_data(dataset, "mean_time_per_session", "AB", "C", START_MS + DAY_MS,
+                               treatment="T1")  # fmt: skip
+    ratio = ab_pilot.variance_ratio()
+    assert ratio == pytest.approx((ab_pilot.treatment.sd / ab_pilot.sd) ** 2) and ratio > 1.2
+    assert plan(ab_pilot, mde=0.05).users_per_arm > fixed.users_per_arm
+    assert ab.main([*args, "--treatment", "T1"]) == 0
+    out = capsys.readouterr().out
+    assert f"users per arm: {plan(ab_pilot, mde=0.05).users_per_arm:,}" in out
+    assert f"variance {ratio:.2f} x the control's (pilot A/B)" in out
 
 
 def test_plan_usage_errors(dataset, capsys):
