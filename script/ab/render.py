@@ -7,6 +7,7 @@ Pictures use matplotlib's Agg backend, imported only when a picture is drawn.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -327,7 +328,18 @@ def plot_sequential(info: SequentialInfo, path: Path, decision: str, alpha: floa
 
 
 def to_json(report: Report) -> str:
-    return json.dumps(asdict(report), indent=2, default=_json_default) + "\n"
+    return json.dumps(_finite(asdict(report)), indent=2, default=_json_default) + "\n"
+
+
+def _finite(value: object) -> object:
+    """JSON has no infinity or NaN: such a number (an impossible split's chi-square) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_default(value: object) -> object:
