@@ -128,10 +128,10 @@ def simulate(arm: str, sessions: int, key: int, log_dir: Path | None = None) -> 
     }
 
 
-def _pool_job(job: tuple[str, int, int]) -> tuple[str, dict, float]:
+def _pool_job(job: tuple[str, int, int]) -> tuple[str, int, dict, float]:
     arm, sessions, key = job
     started = time.perf_counter()
-    return arm, simulate(arm, sessions, key), time.perf_counter() - started
+    return arm, key, simulate(arm, sessions, key), time.perf_counter() - started
 
 
 def train_source(pre_logs: Path, work: Path, epochs: int) -> tuple[Path, Path]:
@@ -487,17 +487,18 @@ def main() -> int:
         half = ns.t4_pool // 2
         jobs = [("T4", half, POOL + 1), ("T4", ns.t4_pool - half, POOL + 2), ("C", ns.pool, POOL),
                 ("T1", ns.pool, POOL), ("T2", ns.demo_pool, POOL), ("T3", ns.demo_pool, POOL)]  # fmt: skip
-        parts: dict[str, list[dict]] = {}
+        parts: dict[str, list[tuple[int, dict]]] = {}
         context = multiprocessing.get_context("fork")  # the children share the warmed world
         with context.Pool(ns.processes) as workers:
-            for arm, pool, seconds in workers.imap_unordered(_pool_job, jobs):
-                parts.setdefault(arm, []).append(pool)
+            for arm, key, pool, seconds in workers.imap_unordered(_pool_job, jobs):
+                parts.setdefault(arm, []).append((key, pool))
                 print(f"  pool {arm}: {len(pool['user']):,} sessions in {seconds:.0f} s",
                       flush=True)  # fmt: skip
-        pools = {
-            arm: {k: np.concatenate([p[k] for p in runs]) for k in runs[0]}
+        pools = {  # the runs in key order, whichever finished first: the same pool every time
+            arm: {k: np.concatenate([p[k] for _, p in sorted(runs, key=lambda r: r[0])])
+                  for k in runs[0][1]}
             for arm, runs in parts.items()
-        }
+        }  # fmt: skip
         timings["pools"] = time.perf_counter() - t0
 
     pre = {}
