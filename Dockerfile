@@ -18,6 +18,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && rm /tmp/requirements.txt
 COPY README.md ./
 COPY botify ./botify
+COPY ops ./ops
 COPY sim ./sim
 COPY script ./script
 COPY config ./config
@@ -27,7 +28,7 @@ RUN pip install --no-deps . \
  && chown botify:botify /logs /world
 
 # Defaults for compose; every BOTIFY_* key can be overridden there (see botify/settings.py).
-# BOTIFY_LOG_ROOT: each replica logs to /logs/<its name> (botify/gunicorn_conf.py).
+# BOTIFY_LOG_ROOT: each replica logs to /logs/<its name> (ops/gunicorn_conf.py).
 ENV BOTIFY_REDIS_URL=redis://redis:6379/0 \
     BOTIFY_CATALOG=/world/tracks.json \
     BOTIFY_EXPERIMENTS=/app/config/experiments.yml \
@@ -40,4 +41,4 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
 
 # gunicorn gets SIGTERM from `docker stop` directly (exec form, PID 1) and drains gracefully.
-CMD ["gunicorn", "-c", "python:botify.gunicorn_conf", "--bind", "0.0.0.0:8000", "botify.app:create_app()"]
+CMD ["gunicorn", "-c", "python:ops.gunicorn_conf", "--bind", "0.0.0.0:8000", "botify.app:create_app()"]

@@ -25,7 +25,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for the tests' reference code
 
 from script import ab, export  # noqa: E402
-from script.events import _parse_slowly  # noqa: E402
+from script.event_parser import _parse_slowly  # noqa: E402
 from script.fake_logs import FakeLogSpec, fake_events, write_logs  # noqa: E402
 from tests.script.test_ab import notebook_user_metrics  # noqa: E402
 

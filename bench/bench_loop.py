@@ -27,8 +27,8 @@ from pathlib import Path
 
 from benchlib import deploy_random_lists, ensure_world, experiments_file, group_cpu_seconds
 
-from botify.redis_server import RedisServer
-from botify.stack import LocalStack
+from ops.redis_server import RedisServer
+from ops.stack import LocalStack
 from sim.batch import BatchSimulator, run_key
 from sim.transport import ServicePolicy, http_transport
 from sim.user_model import Population

@@ -8,7 +8,7 @@ state, so the figure is the service's CPU per recommendation without HTTP and Re
 get a list of 100 tracks for every user; the session arm gets a model: `--model DIR` (a trained
 model directory, its item_embeddings.npz) or, by default, random embeddings of the size CORE
 learns at the seed's scale (10,000 tracks x 64). One BLAS thread, as a service worker has
-(botify/gunicorn_conf.py). Printed per recommender: mean, p50 and p99 in
+(ops/gunicorn_conf.py). Printed per recommender: mean, p50 and p99 in
 microseconds (the issue's bound for the session arm: p99 <= 1 ms), and the load average.
 """
 
@@ -28,10 +28,10 @@ from benchlib import ensure_world  # noqa: E402
 
 from botify import recommenders  # noqa: E402
 from botify.experiments import Experiments  # noqa: E402
-from botify.models import MemoryModels, OnlineModel  # noqa: E402
+from botify.online_model import MemoryModels, OnlineModel  # noqa: E402
 from botify.service import Service  # noqa: E402
-from botify.state import MemoryState  # noqa: E402
 from botify.step import Step  # noqa: E402
+from botify.user_state import MemoryState  # noqa: E402
 from sim.batch import BatchSimulator, run_key  # noqa: E402
 from sim.user_model import Population  # noqa: E402
 from sim.world import World  # noqa: E402

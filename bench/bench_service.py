@@ -38,8 +38,8 @@ from benchlib import (
     world_size,
 )
 
-from botify.redis_server import RedisServer
-from botify.stack import LocalStack
+from ops.redis_server import RedisServer
+from ops.stack import LocalStack
 
 BENCH_DIR = Path(__file__).resolve().parent
 # Peers served by the same stack (bench/stack_floor.py): the ceiling any app meets here.
@@ -178,7 +178,7 @@ def main() -> int:
         return 1
     users, tracks = world_size(ns.world)
     print(f"world {ns.world}: {tracks} tracks, {users} users; {os.cpu_count()} CPUs; "
-          f"{ns.replicas} replicas x 1 worker (botify/gunicorn_conf.py {ns.gunicorn_args}), "
+          f"{ns.replicas} replicas x 1 worker (ops/gunicorn_conf.py {ns.gunicorn_args}), "
           "nginx, wrk on the same machine")  # fmt: skip
 
     env = {"GUNICORN_CMD_ARGS": ns.gunicorn_args}

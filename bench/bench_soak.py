@@ -23,8 +23,8 @@ from pathlib import Path
 from bench_service import next_load, run_wrk
 from benchlib import count_lines, experiments_file, group_rss_bytes, world_size
 
-from botify.redis_server import RedisServer
-from botify.stack import LocalStack
+from ops.redis_server import RedisServer
+from ops.stack import LocalStack
 
 MIB = 2**20
 

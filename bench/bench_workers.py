@@ -7,7 +7,7 @@ Starts one single-replica stack per setting (no nginx, one embedded Redis with r
 lists for every user), then alternates wrk runs on them (`--rounds` each, after one warm-up
 round) so both see the same background load, and prints per setting: req/s and the replica's CPU
 microseconds per request. The default compares gunicorn's stock gthread (a) with this project's
-worker, botify.worker.BufferedThreadWorker (b, botify/gunicorn_conf.py's default).
+worker, ops.worker.BufferedThreadWorker (b, ops/gunicorn_conf.py's default).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 from bench_service import next_load, run_wrk
 from benchlib import experiments_file, world_size
 
-from botify.redis_server import RedisServer
-from botify.stack import LocalStack
+from ops.redis_server import RedisServer
+from ops.stack import LocalStack
 
 
 def main() -> int:

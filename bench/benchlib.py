@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from botify.store import connect
+from botify.redis_link import connect
 from botify.toplists import TopLists
 
 

@@ -1,6 +1,6 @@
 """Peers for bench_service.py: the same stack serving apps that do (almost) nothing.
 
-They run under the same gunicorn policy (botify/gunicorn_conf.py), the same nginx.conf and the
+They run under the same gunicorn policy (ops/gunicorn_conf.py), the same nginx.conf and the
 same wrk load as the service, so their throughput is the ceiling the stack itself puts on any
 app on this machine, and the service's share of it says what is left to win inside the app.
 
@@ -9,7 +9,7 @@ app on this machine, and the service's share of it says what is left to win insi
 - `flask_echo()`: Flask + flask-restful, as the service: parses the JSON body and echoes the track
   back (no validation, no Redis, no event log).
 - `flask_redis()`: the same plus one Redis round trip per request (a GET of the user's key, with
-  the service's client, `botify.store.connect`): the floor for an arm that reads Redis, as the
+  the service's client, `botify.redis_link.connect`): the floor for an arm that reads Redis, as the
   list arms do once per request.
 
 Both answer `GET /health` (the stack waits for it) and `POST /next/<user>`.
@@ -61,7 +61,7 @@ class _EchoRedis(Resource):
 
 
 def flask_redis() -> Flask:
-    from botify.store import connect
+    from botify.redis_link import connect
 
     app = Flask(__name__)
     api = Api(app)

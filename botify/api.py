@@ -31,11 +31,10 @@ from flask_restful import Resource
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.routing import BaseConverter
 
-from botify import affinity
+from botify import affinity, openapi
 from botify.service import Service
-from botify.step import MAX_SEED, Step
+from botify.step import MAX_SEED, SEED_HEADER, Step
 
-SEED_HEADER = "X-Botify-Seed"
 _JSON = msgspec.json.Decoder()
 _ENCODER = msgspec.json.Encoder()
 
@@ -90,8 +89,20 @@ def read_json_body(limit: int) -> Any:
         abort(400, description="body is not valid JSON")
 
 
-def check_user(service: Service, user: Any) -> int:
-    if type(user) is not int or not 0 <= user <= service.max_user:
+def as_int(value: Any) -> int | None:
+    """An integer read from JSON, else None. JSON has one number type, and JSON Schema's
+    `integer` (the OpenAPI document's) is any number without a fractional part, so 3.0 is the
+    integer 3. Bools are not numbers."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
+def check_user(service: Service, raw: Any) -> int:
+    user = as_int(raw)
+    if user is None or not 0 <= user <= service.max_user:
         raise Invalid(400, f"user must be an integer in 0..{service.max_user}")
     return user
 
@@ -99,9 +110,10 @@ def check_user(service: Service, user: Any) -> int:
 def check_seed(raw: Any) -> int | None:
     if raw is None:
         return None
-    if type(raw) is not int or not 0 <= raw < MAX_SEED:
+    seed = as_int(raw)
+    if seed is None or not 0 <= seed < MAX_SEED:
         raise Invalid(400, "seed must be an integer in [0, 2**64)")
-    return raw
+    return seed
 
 
 def parse_step(service: Service, user: Any, body: Any, seed: Any, message: str) -> Step:
@@ -109,8 +121,8 @@ def parse_step(service: Service, user: Any, body: Any, seed: Any, message: str) 
     user = check_user(service, user)
     if not isinstance(body, dict):
         raise Invalid(400, 'body must be a JSON object {"track": int, "time": float}')
-    track, played = body.get("track"), body.get("time")
-    if type(track) is not int:
+    track, played = as_int(body.get("track")), body.get("time")
+    if track is None:
         raise Invalid(400, "track must be an integer")
     if track not in service.catalog:
         raise Invalid(400, f"track must be a catalog track id in 0..{len(service.catalog) - 1}")
@@ -243,8 +255,8 @@ class Batch(_ServiceResource):
                 entry: dict[str, Any] = {
                     "error": {"status": error.status, "message": error.message}
                 }
-                if type(user) is int:
-                    entry = {"user": user, **entry}
+                if as_int(user) is not None:
+                    entry = {"user": as_int(user), **entry}
                 results[i] = entry
                 continue
             seen.add(step.user)
@@ -281,6 +293,16 @@ class UserExperiments(_ServiceResource):
         }
 
 
+class OpenApi(Resource):
+    """This deployment's OpenAPI 3.1 document (`botify.openapi`), encoded once at start."""
+
+    def __init__(self, document: bytes):
+        self.document = document
+
+    def get(self):
+        return Response(self.document, mimetype="application/json")
+
+
 def add_resources(api, service: Service) -> None:
     api.app.url_map.converters["id"] = AsciiIntConverter
     kwargs = {"resource_class_kwargs": {"service": service}}
@@ -293,3 +315,5 @@ def add_resources(api, service: Service) -> None:
     api.add_resource(Batch, "/batch/<shard>", **kwargs)
     api.add_resource(ExperimentList, "/experiments", **kwargs)
     api.add_resource(UserExperiments, "/experiments/<id:user>", **kwargs)
+    document = openapi.encode(openapi.document(openapi.Limits.of(service)))
+    api.add_resource(OpenApi, "/openapi.json", resource_class_kwargs={"document": document})

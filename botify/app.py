@@ -21,12 +21,12 @@ from werkzeug.exceptions import HTTPException
 from botify import settings
 from botify.api import add_resources
 from botify.catalog import Catalog
-from botify.events import EventLog
+from botify.event_log import EventLog
 from botify.experiments import Experiments
-from botify.models import RedisModels
+from botify.online_model import RedisModels
+from botify.redis_link import RedisLink
 from botify.service import Service
-from botify.state import RedisState
-from botify.store import RedisStore
+from botify.user_state import RedisState
 
 
 def catalog_fingerprint(path: str | os.PathLike, catalog: Catalog) -> dict[str, str | int]:
@@ -61,7 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not Path(catalog_path).is_file():
         raise FileNotFoundError(f"catalog {catalog_path!r} not found (set BOTIFY_CATALOG)")
     catalog = Catalog.from_tracks_json(catalog_path)
-    store = RedisStore(
+    link = RedisLink(
         app.config["REDIS_URL"],
         prefix=app.config["KEY_PREFIX"],
         socket_timeout=float(app.config["REDIS_SOCKET_TIMEOUT"]),
@@ -70,8 +70,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         password=app.config.get("REDIS_PASSWORD"),
     )
     state = RedisState(
-        store.client,
-        prefix=store.prefix,
+        link.client,
+        prefix=link.prefix,
         cursor_ttl=int(app.config["CURSOR_TTL"]),
         session_length=int(app.config["SESSION_LENGTH"]),
         session_ttl=int(app.config["SESSION_TTL"]),
@@ -83,7 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         Experiments.from_file(app.config["EXPERIMENTS"]),
         state,
         events=EventLog(app.config["LOG_DIR"], int(app.config["LOG_MAX_BYTES"])),
-        store=store,
+        redis_link=link,
         catalog_fingerprint=catalog_fingerprint(catalog_path, catalog),
         models=RedisModels(state, catalog),
     )

@@ -19,7 +19,7 @@ def _service():
 def load_catalog() -> None:
     """Write this catalog's fingerprint to Redis (what readiness compares against)."""
     service = _service()
-    service.store.write_catalog_fingerprint(service.catalog_fingerprint)
+    service.redis_link.write_catalog_fingerprint(service.catalog_fingerprint)
     click.echo(json.dumps(service.catalog_fingerprint))
 
 

@@ -6,7 +6,7 @@ recommenders' state ops and runs them in one backend call (one Redis round trip)
 recommender answer, and writes every step's event line in one write before returning.
 
 `Service` holds no per-user state (that lives in Redis), so replicas are interchangeable. Redis
-faults never become 5xx: while the store's breaker is open, or when Redis fails mid-call, a step
+faults never become 5xx: while the Redis link's breaker is open, or when Redis fails mid-call, a step
 whose recommender needs state is answered by the catalog-only fallback recommender, and its event
 carries `"fallback": true`. The same class runs in-process (the simulator) with `MemoryState`
 and no event log.
@@ -25,14 +25,14 @@ import redis
 
 from botify import recommenders
 from botify.catalog import Catalog
-from botify.event import Event
-from botify.events import EventLog
+from botify.event_log import EventLog
+from botify.event_schema import Event
 from botify.experiments import Experiments
-from botify.models import ModelSource
+from botify.online_model import ModelSource
 from botify.recommenders import Context, Recommendation, Recommender
-from botify.state import Failed, RedisState, StateBackend
-from botify.step import MAX_SEED, Step
-from botify.store import RedisStore
+from botify.redis_link import RedisLink
+from botify.step import MAX_BATCH_STEPS, MAX_SEED, Step
+from botify.user_state import Failed, RedisState, StateBackend
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Service:
         experiments: Experiments,
         state: StateBackend,
         events: EventLog | None = None,
-        store: RedisStore | None = None,
+        redis_link: RedisLink | None = None,
         catalog_fingerprint: Mapping[str, str | int] | None = None,
         models: ModelSource | None = None,
     ):
@@ -62,11 +62,11 @@ class Service:
         self.route = experiments.route
         self.state = state
         self.events = events
-        self.store = store
+        self.redis_link = redis_link
         self.replica = str(config.get("REPLICA", "in-process"))
         self.max_user = int(config.get("MAX_USER", 2**32 - 1))
         self.max_body = int(config.get("MAX_BODY_BYTES", 4096))
-        self.max_batch_steps = int(config.get("MAX_BATCH_STEPS", 1024))
+        self.max_batch_steps = int(config.get("MAX_BATCH_STEPS", MAX_BATCH_STEPS))
         self.max_batch_bytes = int(config.get("MAX_BATCH_BYTES", 128 * 1024))
         self.catalog_fingerprint = dict(catalog_fingerprint or {})
         self.ctx = Context(catalog=catalog, models=models)
@@ -83,8 +83,8 @@ class Service:
             raise ValueError(f"fallback {fallback!r} must not need per-user state")
         # Steps without a client seed draw theirs from the OS: fresh in every forked worker.
         self._entropy = os.urandom
-        if store is not None:
-            store.on_recovery.append(self._on_redis_recovery)
+        if redis_link is not None:
+            redis_link.on_recovery.append(self._on_redis_recovery)
 
     def list_sets(self) -> set[str]:
         """List sets the routing arms serve from (readiness checks they are live)."""
@@ -141,15 +141,15 @@ class Service:
         flat = [op for ops in step_ops for op in ops]
         results: list[Any] | None = None
         state_seconds = 0.0
-        if flat and (self.store is None or self.store.available()):
+        if flat and (self.redis_link is None or self.redis_link.available()):
             t0 = clock()
             try:
                 results = self.state.run(flat)
-                if self.store is not None:
-                    self.store.succeeded()
+                if self.redis_link is not None:
+                    self.redis_link.succeeded()
             except redis.RedisError as error:
-                if self.store is not None:
-                    self.store.failed(error)
+                if self.redis_link is not None:
+                    self.redis_link.failed(error)
             state_seconds = clock() - t0
         shared = (clock() - started - state_seconds) / max(len(steps), 1)
         per_op = state_seconds / len(flat) if flat else 0.0
@@ -187,10 +187,10 @@ class Service:
     # -- readiness and what the service owns -----------------------------------------------------
     def refill(self) -> bool:
         """Write the catalog fingerprint if Redis lost it. True when something was written."""
-        store = self.store
-        if store is None or not self.catalog_fingerprint or store.client.exists(store.catalog_key):
+        link = self.redis_link
+        if link is None or not self.catalog_fingerprint or link.client.exists(link.catalog_key):
             return False
-        store.write_catalog_fingerprint(self.catalog_fingerprint)
+        link.write_catalog_fingerprint(self.catalog_fingerprint)
         return True
 
     def _on_redis_recovery(self) -> None:
@@ -202,14 +202,14 @@ class Service:
     def readiness(self) -> dict[str, Any]:
         reasons: list[str] = []
         report: dict[str, Any] = {"replica": self.replica, "lists": {}}
-        store = self.store
-        if store is None or not isinstance(self.state, RedisState):
+        link = self.redis_link
+        if link is None or not isinstance(self.state, RedisState):
             report.update(ready=True, reasons=[])
             return report
         try:
-            store.client.ping()
+            link.client.ping()
             report["refilled"] = self.refill()
-            stored = store.read_catalog_fingerprint()
+            stored = link.read_catalog_fingerprint()
             ours = {k: str(v) for k, v in self.catalog_fingerprint.items()}
             if ours and stored != ours:
                 reasons.append("Redis holds another catalog than this replica")
@@ -230,9 +230,9 @@ class Service:
                         f"list set {name!r}: model not loaded ({status.get('reason', 'none')}); "
                         "its arms serve the fallback"
                     )
-            store.succeeded()
+            link.succeeded()
         except redis.RedisError as error:
-            store.failed(error)
+            link.failed(error)
             reasons.append(f"Redis unavailable ({type(error).__name__})")
         report["ready"] = not reasons
         report["reasons"] = reasons

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from botify.step import MAX_BATCH_STEPS
+
 PREFIX = "BOTIFY_"
 
 DEFAULTS: dict[str, Any] = {
@@ -27,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "REPLICA": socket.gethostname(),  # written into every event
     "LOG_MAX_BYTES": 64 * 2**20,  # rotate an events file past this size
     "MAX_BODY_BYTES": 4096,  # a /next body is ~30 bytes; anything bigger is abuse
-    "MAX_BATCH_STEPS": 1024,  # steps in one POST /batch/<shard>
+    "MAX_BATCH_STEPS": MAX_BATCH_STEPS,  # steps in one POST /batch/<shard>
     "MAX_BATCH_BYTES": 128 * 1024,  # a batch step is ~70 bytes: 1,024 of them fit with room
     "MAX_USER": 2**32 - 1,  # user ids are 0..MAX_USER (murmur3 hashes str(user))
     "REDIS_SOCKET_TIMEOUT": 0.25,  # seconds; a slow Redis must not stall a worker

@@ -5,7 +5,7 @@ recommender makes for a step derives from the step's `seed` (the client's `X-Bot
 `seed`, else drawn by the worker), so the same steps get the same answers whichever path, replica
 or thread serves them.
 
-Two ways to draw: `step.randint(n)`, a counter-based splitmix64 stream (a microsecond, no
+Two ways to draw: `step.randint(n)`, a counter-based splitmix64 stream (`botify.splitmix`) (a microsecond, no
 allocation: the built-in recommenders use it), and `step.rng`, a numpy Generator seeded with the
 step's seed, created on first use (for recommenders that want numpy's distributions).
 """
@@ -16,16 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MASK64 = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
+from botify.splitmix import GOLDEN, MASK64, mix64
+
 MAX_SEED = 1 << 64
-
-
-def mix64(x: int) -> int:
-    """splitmix64's finaliser: a well-spread 64-bit function of a 64-bit integer."""
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
-    return x ^ (x >> 31)
+SEED_HEADER = "X-Botify-Seed"  # a per-request step's seed (a batch step carries its own `seed`)
+MAX_BATCH_STEPS = 1024  # the default limit of steps in one POST /batch/<shard>
 
 
 @dataclass(slots=True)

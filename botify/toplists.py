@@ -4,7 +4,7 @@ Layout (prefix `botify`, list set `name`, e.g. `core`):
     {prefix}:lists:{name}:active          -> the active version (a string)
     {prefix}:lists:{name}:versions        -> hash version -> JSON metadata {"users", "created", ...}
     {prefix}:lists:{name}:{version}:{<user>} -> packed little-endian uint32 track ids, best first
-    {prefix}:lists:{name}:{version}:model    -> the version's online model, if any (botify.models)
+    {prefix}:lists:{name}:{version}:model    -> the version's online model, if any (botify.online_model)
 
 Values are raw uint32 bytes: nothing read from Redis is unpickled or evaluated. The user id sits in
 a Redis Cluster hash tag `{<user>}` so a user's lists and cursors share one slot. A new version is
@@ -15,6 +15,7 @@ pointer, so they switch without restart.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,10 +24,12 @@ import numpy as np
 import redis
 from redis.cluster import RedisCluster
 
-# A plain Redis client or a Redis Cluster one (botify.store.connect picks by the URL).
+# A plain Redis client or a Redis Cluster one (botify.redis_link.connect picks by the URL).
 Client = redis.Redis | RedisCluster
 
 _DTYPE = np.dtype("<u4")
+
+log = logging.getLogger(__name__)
 
 
 def pack(tracks: Sequence[int] | np.ndarray) -> bytes:
@@ -42,12 +45,18 @@ def unpack(raw: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=_DTYPE).astype(np.int64)
 
 
+def check_list_set_name(name: str) -> str:
+    """A list set name as it goes into Redis keys: no key separators or hash-tag braces."""
+    if ":" in name or "{" in name or "}" in name:
+        raise ValueError(f"bad list set name {name!r}")
+    return name
+
+
 class TopLists:
     """Read and write one named set of per-user lists (e.g. `core`) in Redis."""
 
     def __init__(self, client: Client, name: str = "core", prefix: str = "botify"):
-        if ":" in name or "{" in name:
-            raise ValueError(f"bad list name {name!r}")
+        check_list_set_name(name)
         self.client = client
         self.name = name
         self.prefix = prefix
@@ -135,6 +144,48 @@ class TopLists:
             self.client.delete(*keys[i : i + 5000])
         self.client.hdel(self.versions_key, version)
         return len(keys)
+
+
+class CachedTopLists(TopLists):
+    """TopLists whose active-version pointer is re-read at most every `max_age` seconds."""
+
+    def __init__(
+        self, client: Client, name: str = "core", prefix: str = "botify", max_age: float = 1.0
+    ):
+        super().__init__(client, name=name, prefix=prefix)
+        self.max_age = max_age
+        self._cached: tuple[float, str | None] = (-float("inf"), None)
+        self._seen: str | None | bool = False  # the version last logged (False: none yet)
+
+    def active_version(self) -> str | None:
+        now = time.monotonic()
+        read_at, version = self._cached
+        if now - read_at >= self.max_age:
+            version = super().active_version()
+            self._cached = (now, version)
+            if version != self._seen:
+                self._log_change(version)
+        return version
+
+    def _log_change(self, version: str | None) -> None:
+        # One line per change and process: an emptied Redis says why the lists' arms fall back.
+        if version is None:
+            log.warning(
+                "list set %r has no active version%s: its arms answer from the fallback until "
+                "one is deployed",
+                self.name,
+                f" any more (was {self._seen}; Redis emptied?)" if self._seen else "",
+            )
+        else:
+            log.info("list set %r is live at version %s", self.name, version)
+        self._seen = version
+
+    def live_version(self) -> str | None:
+        """The pointer as Redis has it now (uncached)."""
+        return super().active_version()
+
+    def forget(self) -> None:
+        self._cached = (-float("inf"), None)
 
 
 class ListFileError(ValueError):

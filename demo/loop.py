@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from botify.redis_server import RedisServer
+from ops.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "demo.yml"
@@ -149,7 +149,7 @@ class Runner:
 
 
 class Stack:
-    """`python -m botify.stack up` as a child process; stopped (whole process group) on exit."""
+    """`python -m ops.stack up` as a child process; stopped (whole process group) on exit."""
 
     def __init__(self, runner: Runner, args: list[str]):
         self.runner, self.args = runner, args
@@ -292,7 +292,7 @@ def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
         runner.say(f"redis: {redis_server.url}")
         redis_pid = redis_server.pid
         stack_args = args(
-            "-m", "botify.stack", "up", "--world", world, "--experiments", st["experiments"],
+            "-m", "ops.stack", "up", "--world", world, "--experiments", st["experiments"],
             "--log-dir", stack_logs, "--replicas", st["replicas"], "--nginx", st["nginx"],
             "--redis-url", redis_server.url, "--port", st.get("port", 0),
             "--journal", journal)  # fmt: skip

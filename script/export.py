@@ -6,7 +6,7 @@ SRC are log folders or files. Folders are searched recursively for the service's
 (`botify.logfiles`: `events-<pid>.jsonl` and its rotated parts `events-<pid>.jsonl.<k>`); a file
 named on the command line is read whatever its name (for example the course's `data.json`).
 One log's parts are read oldest first: `.1`, `.2`, ..., then the live file (the order
-`botify.logfiles` defines and `botify.events.EventLog` writes).
+`botify.logfiles` defines and `botify.event_log.EventLog` writes).
 
 DATASET is a directory holding ``events.parquet`` (what ``pandas.read_parquet(DATASET)`` reads),
 ``_quarantine/bad_lines.jsonl`` (every rejected line with its source, line number and reason) and
@@ -36,8 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from botify import logfiles
-from botify.event import EXPERIMENT_PREFIX
-from script.events import BadLine, conform, empty_table, experiment_columns, parse_chunk
+from botify.event_schema import EXPERIMENT_PREFIX
+from script.event_parser import BadLine, conform, empty_table, experiment_columns, parse_chunk
 
 DATA_FILE = "events.parquet"
 QUARANTINE = Path("_quarantine") / "bad_lines.jsonl"

@@ -1,6 +1,6 @@
 """Synthetic event logs with known effects, for the exporter's and the report's tests and benches.
 
-The lines are encoded by the event contract (`botify.event`), users get their arm from the
+The lines are encoded by the event contract (`botify.event_schema`), users get their arm from the
 service's hash (`botify.experiments.bucket`), and files are named and rotated as the service does
 (`botify.logfiles`): ``<root>/recommender-<i>/events-<pid>.jsonl`` plus rotated parts ``.1``,
 ``.2``, ... (``.1`` the oldest, the live file the newest). Per-track listening time is
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from botify import logfiles
-from botify.event import Event, encode
+from botify.event_schema import Event, encode
 from botify.experiments import bucket
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -17,10 +17,10 @@ from abc import ABC, abstractmethod
 import numpy as np
 import requests
 
+from botify.step import SEED_HEADER
 from sim.env import RecEnv
 from sim.oracle import OracleSession
 from sim.transport import (
-    SEED_HEADER,
     HttpClient,
     RemoteError,
     RemoteRequestError,

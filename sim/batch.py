@@ -24,24 +24,15 @@ from typing import Protocol
 
 import numpy as np
 
+from botify.splitmix import GOLDEN as SPLITMIX_GOLDEN
+from botify.splitmix import mix64_array as mix64
 from sim.oracle import OracleSession
 from sim.user_model import Population, listen_time, session_scores
 
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+GOLDEN = np.uint64(SPLITMIX_GOLDEN)
 
 # purposes of a draw (one stream each)
 USER, INTEREST, FIRST, BUDGET, SERVICE_SEED, POLICY = range(1, 7)
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, elementwise on uint64 (wrapping arithmetic)."""
-    x = np.asarray(x, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> _S30)) * _M1
-        x = (x ^ (x >> _S27)) * _M2
-    return x ^ (x >> _S31)
 
 
 def run_key(*parts: int) -> int:

@@ -29,9 +29,7 @@ import msgspec
 import numpy as np
 
 from botify import affinity
-
-SEED_HEADER = "X-Botify-Seed"
-MAX_BATCH_STEPS = 1024  # the service's default MAX_BATCH_STEPS
+from botify.step import MAX_BATCH_STEPS, SEED_HEADER
 
 
 class RemoteError(RuntimeError):
@@ -175,12 +173,12 @@ class InProcess(Transport):
         """A service routing every user to `recommender` (with `params`), or by `experiments`;
         `lists` maps a list set name to a list file (e.g. {"core": "recs.jsonl"}), `models` to
         a model's item_embeddings.npz (for session arms)."""
-        from botify.events import EventLog
+        from botify.event_log import EventLog
         from botify.experiments import Experiments
-        from botify.models import MemoryModels
+        from botify.online_model import MemoryModels
         from botify.service import Service
-        from botify.state import MemoryState, memory_lists
         from botify.toplists import read_list_file
+        from botify.user_state import MemoryState, memory_lists
 
         if experiments is None:
             if recommender is None:

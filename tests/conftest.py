@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from botify.redis_server import RedisServer
-from botify.store import PASSWORD_ENV
+from botify.redis_link import PASSWORD_ENV
+from ops.redis_server import RedisServer
 
 # Hermetic: the tests' Redis servers and clients run without a password unless a test sets one.
 os.environ.pop(PASSWORD_ENV, None)
@@ -22,6 +22,7 @@ LANES = {
     "e2e": ("slow",),
     "stack": ("stack",),
     "faults": ("stack",),
+    "fuzz": ("stack",),
     "compose": ("stack", "slow"),
     "trainer": ("trainer",),
 }

@@ -1,6 +1,6 @@
 """A real Redis Cluster for the tests: N masters from the same redis-server binary the other tests
-use (botify.redis_server.find_redis_server), slots split evenly, joined with CLUSTER MEET. Nothing
-is persisted. `url` is the `redis+cluster://` URL the service takes (botify.store.connect)."""
+use (ops.redis_server.find_redis_server), slots split evenly, joined with CLUSTER MEET. Nothing
+is persisted. `url` is the `redis+cluster://` URL the service takes (botify.redis_link.connect)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 
 import redis
 
-from botify.redis_server import find_redis_server
+from ops.redis_server import find_redis_server
 
 SLOTS = 16384
 BUS_OFFSET = 10000  # a node's cluster bus listens on its port + 10000

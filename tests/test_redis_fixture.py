@@ -1,4 +1,4 @@
-from botify.redis_server import RedisServer
+from ops.redis_server import RedisServer
 
 
 def test_redis_fixture_is_a_real_server(redis_client):

@@ -189,7 +189,7 @@ def _run(fn, *args, **kwargs):
 def _with_redis(url: str, fn, *args, **kwargs):
     import redis
 
-    from botify.store import connect
+    from botify.redis_link import connect
 
     client = connect(url)
     try:

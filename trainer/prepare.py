@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from botify.event import MESSAGES
+from botify.event_schema import MESSAGES
 
 # The smallest dataset the trainer will learn from: after the k-core, at least this many distinct
 # users and distinct tracks (or k, if larger). A k-core counts plays, so one user replaying one

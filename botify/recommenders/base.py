@@ -2,7 +2,7 @@
 
 A recommender answers "what next for this step?" (`botify.step.Step`: the user, the track just
 heard and how much of it). A catalog-only recommender implements `recommend_next`; one that needs
-per-user state (lists, cursors, the live session) names it as ops (`botify.state`) in `ops`, and
+per-user state (lists, cursors, the live session) names it as ops (`botify.user_state`) in `ops`, and
 gets their results in `recommend`. The service runs the ops of all steps of a request in one
 Redis round trip; the simulator runs the very same class against in-memory state. Everything else
 a recommender needs arrives through its `Context`.
@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from botify.catalog import Catalog
-from botify.state import Op
 from botify.step import Step
+from botify.toplists import check_list_set_name
+from botify.user_state import Op
 
 
 class StepRandom:
@@ -43,7 +44,7 @@ class StepRandom:
 class Context:
     catalog: Catalog
     rng: StepRandom = field(default_factory=StepRandom)
-    models: Any = None  # online models by list set (botify.models.ModelSource)
+    models: Any = None  # online models by list set (botify.online_model.ModelSource)
 
 
 class Recommendation(NamedTuple):
@@ -92,10 +93,11 @@ class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend
 
 
 def list_set_name(owner: str, lists: str) -> str:
-    """A list set name as it goes into Redis keys: no key separators or hash-tag braces."""
-    if ":" in lists or "{" in lists or "}" in lists:
-        raise ValueError(f"{owner}: bad list set name {lists!r}")
-    return lists
+    """`lists` when it is a good list set name (`botify.toplists.check_list_set_name`)."""
+    try:
+        return check_list_set_name(lists)
+    except ValueError as error:
+        raise ValueError(f"{owner}: {error}") from None
 
 
 def stateless_fallback(owner: str, fallback: str, ctx: Context) -> Recommender:

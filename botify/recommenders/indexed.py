@@ -5,8 +5,8 @@ from typing import Any
 
 from botify.recommenders import base
 from botify.recommenders.base import Context, Recommendation, Recommender, register
-from botify.state import Failed, Op, PickInList
 from botify.step import Step
+from botify.user_state import Failed, Op, PickInList
 
 
 class ListRecommender(Recommender):

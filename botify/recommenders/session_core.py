@@ -7,8 +7,8 @@ import numpy as np
 
 from botify.recommenders import base
 from botify.recommenders.base import Context, Recommendation, Recommender, register
-from botify.state import ClearSession, Failed, Op, PushSession
 from botify.step import Step
+from botify.user_state import ClearSession, Failed, Op, PushSession
 
 
 @register
@@ -16,7 +16,7 @@ class SessionCore(Recommender):
     """The next track from the live session: what CORE learned, plus what the catalog says.
 
     Each /next appends the track just heard (and how much of it) to the user's live session in
-    Redis (`botify.state.PushSession`, in the one round trip of the request), then scores every
+    Redis (`botify.user_state.PushSession`, in the one round trip of the request), then scores every
     catalog track:
 
         core_weight  * cos(session, track)   CORE-ave's session vector over the heard tracks the
@@ -28,7 +28,7 @@ class SessionCore(Recommender):
     an artist), and never serves a track of this session again. CORE's embeddings know the
     user's neighbourhood; genre and popularity carry the session past it, to tracks the model
     never saw (bench/bench_session.py measures each part's worth). The model goes live with its
-    list set's version (`botify.models`); without one, `fallback` answers and the event says so.
+    list set's version (`botify.online_model`); without one, `fallback` answers and the event says so.
     """
 
     name = "session_core"

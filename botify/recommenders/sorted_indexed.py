@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 from botify.recommenders.base import Context, register
 from botify.recommenders.indexed import ListRecommender
-from botify.state import NextInList, Op, ResetCursor
 from botify.step import Step
+from botify.user_state import NextInList, Op, ResetCursor
 
 
 @register
@@ -13,7 +13,7 @@ class SortedIndexed(ListRecommender):
     """The user's top-K list in ranked order (the seed's MyOwnIndexed), by the seed's rule: if the
     previous track is in the list, the one after it (wrapping at the end), otherwise the list's
     first track. So a session starts at the top and walks down the list, and a track the session
-    just heard is never served again right away (`botify.state.NextInList`).
+    just heard is never served again right away (`botify.user_state.NextInList`).
     """
 
     name = "sorted_indexed"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from botify.event import EXPERIMENT_PREFIX
+from botify.event_schema import EXPERIMENT_PREFIX
 from script.ab.cuped import CupedSample
 from script.ab.errors import ReportError
 from script.ab.stats import SampleMean

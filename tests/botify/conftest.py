@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import redis
 
-from botify import models
+from botify import online_model
 from botify.app import create_app
 from botify.toplists import TopLists
 
@@ -80,8 +80,8 @@ def write_lists(url: str, users, k: int = 100, name: str = "core") -> str:
     lists = TopLists(client, name)
     version, _ = lists.write((u, user_list(u, k)) for u in users)
     embeddings = np.random.default_rng(0).standard_normal((N_TRACKS, 4))
-    fields = models.pack(np.arange(N_TRACKS), embeddings, {"kind": "test"})
-    client.hset(models.model_key("botify", name, version), mapping=fields)
+    fields = online_model.pack(np.arange(N_TRACKS), embeddings, {"kind": "test"})
+    client.hset(online_model.model_key("botify", name, version), mapping=fields)
     lists.activate(version)
     client.close()
     return version

@@ -1,4 +1,4 @@
-"""Botify on a real 3-master Redis Cluster (`redis+cluster://`, botify.store.connect): lists,
+"""Botify on a real 3-master Redis Cluster (`redis+cluster://`, botify.redis_link.connect): lists,
 cursors, the live session, the batch path's pipelined ops, deploy with a model, rollback,
 pruning, readiness and the keeper's restore. Each node holds only its own slots, so anything
 that read or scanned one node only would miss about two thirds of the keys."""
@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import requests
 
-from botify import affinity, models
+from botify import affinity, online_model
 from botify.app import create_app
 from botify.deploy import deploy, rollback
-from botify.keeper import Keeper
-from botify.redis_server import free_port
-from botify.state import (
+from botify.redis_link import connect
+from botify.toplists import TopLists
+from botify.user_state import (
     ClearSession,
     MemoryState,
     NextInList,
@@ -32,8 +32,9 @@ from botify.state import (
     ResetCursor,
     memory_lists,
 )
-from botify.store import connect
-from botify.toplists import TopLists
+from ops.journal import Journal
+from ops.keeper import Keeper
+from ops.redis_server import free_port
 from tests.redis_cluster import LocalCluster
 
 from .conftest import N_TRACKS, read_events, service_config, user_list
@@ -129,14 +130,16 @@ def test_state_ops_of_many_users_in_one_call_match_the_in_memory_twin(cluster, c
 def test_deploy_with_a_model_rollback_pruning_and_the_keepers_restore(cluster, client, tmp_path):
     journal = tmp_path / "journal"
     rows = [(u, user_list(u, 30)) for u in range(200)]
-    switches = [deploy(client, rows, keep=3, model=a_model(i), journal=journal) for i in range(4)]
+    switches = [
+        deploy(client, rows, keep=3, model=a_model(i), journal=Journal(journal)) for i in range(4)
+    ]
     top = TopLists(client, "core")
     assert [s.users for s in switches] == [200] * 4 and all(s.model for s in switches)
     assert switches[3].deleted == (switches[0].active,)  # pruned beyond keep=3
     assert list(top.versions()) == [s.active for s in switches[1:]]
     assert keys_on_nodes(cluster, f"botify:lists:core:{switches[0].active}:*") == [0, 0, 0]
 
-    back = rollback(client, journal=journal)
+    back = rollback(client, journal=Journal(journal))
     assert (back.active, back.users) == (switches[2].active, 200)
     assert top.active_version() == switches[2].active
 
@@ -145,7 +148,7 @@ def test_deploy_with_a_model_rollback_pruning_and_the_keepers_restore(cluster, c
     assert keeper.check() == [f"core/{switches[2].active}"]
     assert top.active_version() == switches[2].active and top.count(switches[2].active) == 200
     assert min(keys_on_nodes(cluster, f"botify:lists:core:{switches[2].active}:*")) > 0
-    fields = client.hgetall(models.model_key("botify", "core", switches[2].active))
+    fields = client.hgetall(online_model.model_key("botify", "core", switches[2].active))
     assert json.loads(fields[b"meta"])["tracks"] == N_TRACKS
     assert keeper.check() == []
 
@@ -159,7 +162,7 @@ def test_gunicorn_workers_forked_from_the_preloaded_app_serve_from_the_cluster(
     port = free_port()
     config = service_config(cluster.url, tracks_json, tmp_path / "log", "r-1")
     env = {**os.environ, **{f"BOTIFY_{key}": value for key, value in config.items()}}
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "--bind",
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:ops.gunicorn_conf", "--bind",
                f"127.0.0.1:{port}", "--workers", "2", "botify.app:create_app()"]  # fmt: skip
     server = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)  # fmt: skip

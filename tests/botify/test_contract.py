@@ -12,10 +12,10 @@ import pytest
 
 from botify import recommenders
 from botify.catalog import Catalog
-from botify.models import MemoryModels, OnlineModel
+from botify.online_model import MemoryModels, OnlineModel
 from botify.recommenders import Context
-from botify.state import MemoryState
 from botify.step import Step
+from botify.user_state import MemoryState
 from sim.batch import BatchSimulator, run_key
 from sim.transport import InProcess, ServicePolicy
 from sim.user_model import Population

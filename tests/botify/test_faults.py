@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from botify.redis_server import RedisServer
+from ops.redis_server import RedisServer
 
 from .conftest import artist_of, read_events, user_list, write_lists
 from .test_api import first_user

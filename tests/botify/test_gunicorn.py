@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from botify.redis_server import free_port
+from ops.redis_server import free_port
 
 from .conftest import read_events, service_config, user_list
 from .test_api import first_user

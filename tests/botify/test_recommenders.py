@@ -12,9 +12,9 @@ import redis
 from botify import recommenders
 from botify.catalog import Catalog
 from botify.recommenders import Context
-from botify.state import MemoryState, RedisState
 from botify.step import Step
 from botify.toplists import TopLists
+from botify.user_state import MemoryState, RedisState
 
 from .conftest import artist_of, read_events, user_list, write_lists
 from .test_api import first_user
@@ -143,6 +143,14 @@ def test_a_fallback_that_needs_state_is_refused(catalog, name):
 def test_a_list_set_name_that_would_break_the_keys_is_refused(catalog, name, lists):
     with pytest.raises(ValueError, match="bad list set name"):
         recommenders.build(name, Context(catalog), lists=lists)
+
+
+@pytest.mark.parametrize("lists", ["core:x", "core{1}", "}"])
+def test_the_lists_in_redis_refuse_the_same_names(redis_client, lists):
+    """One rule for the arms and for the lists they read (and the trainer deploys)."""
+    with pytest.raises(ValueError, match="bad list set name"):
+        TopLists(redis_client, lists)
+    assert TopLists(redis_client, "core.v2-x_1").name == "core.v2-x_1"
 
 
 @pytest.mark.parametrize("name", ["sorted_indexed", "cooler_indexed", "indexed"])

@@ -14,10 +14,10 @@ import pytest
 from botify import recommenders
 from botify.catalog import Catalog
 from botify.deploy import deploy
-from botify.models import MemoryModels, OnlineModel, model_key
+from botify.online_model import MemoryModels, OnlineModel, model_key
 from botify.recommenders import Context
-from botify.state import ClearSession, MemoryState, PushSession, RedisState
 from botify.step import Step
+from botify.user_state import ClearSession, MemoryState, PushSession, RedisState
 
 from .conftest import EXPERIMENTS, N_TRACKS, artist_of, read_events
 
@@ -241,14 +241,15 @@ def test_the_service_never_opens_the_worlds_hidden_embeddings(tmp_path, redis_ur
 
 
 def test_the_journal_brings_an_emptied_redis_back(redis_client, catalog, tmp_path):
-    from botify.keeper import Keeper
+    from ops.journal import Journal
+    from ops.keeper import Keeper
 
     model = toy_model(catalog)
     switch = deploy(
         redis_client,
         [(1, [5, 6]), (2, [7])],
         model=(model.tracks, model.unit, {"kind": "toy"}),
-        journal=tmp_path / "journal",
+        journal=Journal(tmp_path / "journal"),
     )
     keeper = Keeper(redis_client, tmp_path / "journal", ["core"])
     assert keeper.check() == []  # nothing lost

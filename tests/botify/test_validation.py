@@ -21,7 +21,8 @@ BAD_BODIES = {
     "missing track": '{"time": 0.5}',
     "missing time": '{"track": 3}',
     "track string": '{"track": "3", "time": 0.5}',
-    "track float": '{"track": 3.0, "time": 0.5}',
+    "track fraction": '{"track": 3.5, "time": 0.5}',
+    "track 1e400 (inf)": '{"track": 1e400, "time": 0.5}',
     "track bool": '{"track": true, "time": 0.5}',
     "track null": '{"track": null, "time": 0.5}',
     "track negative": '{"track": -1, "time": 0.5}',
@@ -103,7 +104,15 @@ def test_matrix_leaves_log_clean_and_worker_serving(app, client, post):
     ]
 
 
-def test_int_time_and_extra_fields_accepted(post):
+def test_int_time_and_extra_fields_accepted(app, post):
     assert post("/next/1", '{"track": 3, "time": 1}').status_code == 200
     assert post("/next/1", '{"track": 3, "time": 0, "extra": "ignored"}').status_code == 200
+    # JSON has one number type: 3.0 is the integer 3 (JSON Schema's `integer`, the OpenAPI doc's)
+    assert (
+        post("/batch/01", '{"steps": [{"user": 1.0, "track": 3.0, "time": 0.5}]}').status_code
+        == 200
+    )
+    assert post("/next/1", '{"track": 3.0, "time": 0.5}').status_code == 200
+    logged = [(e["user"], e["track"]) for e in read_events(app.config["LOG_DIR"])][-2:]
+    assert logged == [(1, 3), (1, 3)] and all(type(v) is int for pair in logged for v in pair)
     assert post("/next/1", OK, content_type="application/json; charset=utf-8").status_code == 200

@@ -16,172 +16,22 @@ TORCH_INDEX=URL` (a local wheel index, README); otherwise compose builds it from
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
-import shutil
-import stat
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from botify.redis_server import free_port
+from .composestack import compose_stack, say
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "botify-compose-test"
 LIST_ARMS = ("T1", "T2", "T3")  # the list recommenders of config/experiments.yml
-WORLD = {"seed": 42, "tracks": 3000, "users": 600}  # the default 100 dimensions
 SESSIONS = 3000  # day 1: enough liked chains for CORE after the 3-core
-
-
-def say(text: str) -> None:
-    print(f"[compose-test] {text}", flush=True)
-
-
-class Stack:
-    def __init__(self, work: Path):
-        self.work = work
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.world = work / "world"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("BOTIFY_")},
-            "BOTIFY_PORT": str(self.port),
-            "BOTIFY_WORLD": str(self.world),
-            "BOTIFY_REDIS_PASSWORD": secrets.token_hex(12),
-            "COMPOSE_PROJECT_NAME": PROJECT,
-        }
-
-    def compose(self, *args: str, timeout: float = 600, check: bool = True, quiet: bool = False):
-        command = ["docker", "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml")]
-        if not quiet:
-            say("$ docker compose " + " ".join(args))
-        result = subprocess.run(
-            [*command, *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-            timeout=timeout,
-        )  # fmt: skip
-        if check and result.returncode != 0:
-            pytest.fail(f"docker compose {' '.join(args)} failed:\n{result.stderr[-4000:]}")
-        return result
-
-    def host(self, *args: str, timeout: float = 900) -> str:
-        """A repository command on the host (the venv's python), its stdout."""
-        say("$ " + " ".join(args))
-        result = subprocess.run(
-            [sys.executable, *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-            timeout=timeout,
-        )  # fmt: skip
-        if result.returncode != 0:
-            pytest.fail(
-                f"{' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-            )
-        return result.stdout
-
-    def get(self, path: str) -> tuple[int, dict]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as response:
-                return response.status, json.load(response)
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
-        except OSError:
-            return 0, {}
-
-    def post(self, path: str, body: dict) -> int:
-        request = urllib.request.Request(
-            self.url + path, data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-
-    def wait(self, what: str, check, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                logs = self.compose("logs", "--tail", "30", check=False, quiet=True).stdout
-                pytest.fail(f"timed out waiting for {what}\n{logs[-6000:]}")
-            time.sleep(1)
-
-    def simulate(self, sessions: int, seed: int) -> tuple[int, int]:
-        """The simulator through nginx, batch path; returns (sessions, /next steps)."""
-        out = self.host(
-            "-m", "sim.run", "--episodes", str(sessions), "--world", str(self.world),
-            "--url", self.url, "--days", "1", "--batch-size", "512",
-            "single", "--recommender", "remote", "--seed", str(seed), "--transport", "batch",
-        )  # fmt: skip
-        found = re.search(r"## remote: (\d+) sessions, (\d+) steps in ([\d.]+) s", out)
-        assert found, out
-        say(found.group(0))
-        return int(found.group(1)), int(found.group(2))
-
-    def pull(self, replicas: int, name: str, since_ms: int = 0) -> pd.DataFrame:
-        """dataclient.py --recommender N log2local, then the exporter. Returns the pulled event
-        lines from `since_ms` on (with `fallback` and `experiments` as logged) after checking
-        that the exported dataset holds exactly them and each folder only its replica's."""
-        pulled = self.work / name
-        self.host("script/dataclient.py", "--project", PROJECT, "--recommender", str(replicas),
-                  "log2local", str(pulled))  # fmt: skip
-        rows = []
-        for folder in sorted(pulled.iterdir()):
-            files = sorted(path.name for path in folder.iterdir())
-            say(f"  {folder.name}: {len(files)} file(s) {files[:4]}")
-            for path in folder.glob("events-*.jsonl*"):
-                rows += [{**json.loads(line), "folder": folder.name} for line in path.open()]
-        events = pd.DataFrame(rows)
-        assert (events["replica"] == events["folder"]).all()  # named after its compose number
-        self.host("-m", "script.export", str(pulled), "--out", str(self.work / f"{name}.parquet"))
-        exported = pd.read_parquet(self.work / f"{name}.parquet", columns=["user", "replica"])
-        assert len(exported) == len(events)
-        events = events[events["timestamp"] >= since_ms].copy()
-        events["arm"] = events["experiments"].map(lambda arms: arms["AB"])
-        return events
-
-    def redis_cli(self, *args: str) -> str:
-        """redis-cli in the redis container, authenticated from its own environment."""
-        command = 'REDISCLI_AUTH="$BOTIFY_REDIS_PASSWORD" redis-cli "$@"'
-        return self.compose("exec", "-T", "redis", "sh", "-c", command, "redis-cli", *args).stdout
-
-    def trainer_image(self) -> None:
-        index = os.environ.get("TORCH_INDEX")
-        if index:
-            command = [
-                "docker", "build", "--network", "host", "--build-arg", f"TORCH_INDEX={index}",
-                "-f", "trainer/Dockerfile", "-t", "botify-trainer", ".",
-            ]  # fmt: skip
-            say("$ " + " ".join(command))
-            result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
-            if result.returncode != 0:
-                pytest.fail(f"trainer image build failed:\n{result.stderr[-4000:]}")
-        else:
-            built = self.compose("--profile", "trainer", "build", "trainer", timeout=3600,
-                                 check=False)  # fmt: skip
-            if built.returncode != 0:
-                pytest.fail(
-                    "trainer image build failed; where builds cannot reach the torch index, set "
-                    f"TORCH_INDEX to a local one (README):\n{built.stderr[-4000:]}"
-                )
 
 
 @pytest.fixture(scope="module")
 def stack():
-    work = Path(tempfile.mkdtemp(prefix="botify-compose-"))
-    work.chmod(0o755)  # the replicas (uid 10001) read the bind-mounted world below it
-    running = Stack(work)
-    try:
+    with compose_stack(PROJECT) as running:
         yield running
-    finally:
-        running.compose("--profile", "trainer", "down", "-v", "--remove-orphans", check=False,
-                        timeout=300)  # fmt: skip
-        left = running.compose("ps", "-a", "-q", check=False, quiet=True).stdout.strip()
-        say(f"down -v: {'nothing left' if not left else 'LEFT: ' + left}")
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_the_compose_stack_end_to_end(stack):
@@ -190,10 +40,7 @@ def test_the_compose_stack_end_to_end(stack):
     stack.compose("build", "recommender", timeout=3600)
     stack.trainer_image()
     say(f"images built in {time.monotonic() - started:.0f} s")
-    stack.host("-m", "sim.world", "--out", str(stack.world),
-               *(f"--{k}={v}" for k, v in WORLD.items()))  # fmt: skip
-    for path in [stack.world, *stack.world.iterdir()]:
-        path.chmod(path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH | stat.S_IXOTH * path.is_dir())
+    stack.world_files()
 
     # -- up with two replicas -----------------------------------------------------------------
     stack.compose("up", "-d", "--scale", "recommender=2", timeout=900)

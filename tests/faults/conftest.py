@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from botify import affinity
-from botify.stack import LocalStack, find_nginx
 from botify.toplists import TopLists
+from ops.stack import LocalStack, find_nginx
 from tests.stack.conftest import N_TRACKS, read_events, sticky_experiments, world_dir  # noqa: F401
 
 READ_TIMEOUT = 2.0  # the replicas' BOTIFY_REQUEST_READ_TIMEOUT here (10 s by default)

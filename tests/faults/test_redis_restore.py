@@ -8,8 +8,9 @@ import time
 import numpy as np
 
 from botify.deploy import deploy
-from botify.stack import LocalStack
 from botify.toplists import TopLists
+from ops.journal import Journal
+from ops.stack import LocalStack
 from tests.stack.conftest import N_TRACKS, needs_nginx
 
 from .conftest import ab_experiments
@@ -25,7 +26,7 @@ def test_an_emptied_redis_is_restored_from_the_journal(world_dir, tmp_path):
         rng = np.random.default_rng(0)
         model = (np.arange(N_TRACKS), rng.standard_normal((N_TRACKS, 4)), {"kind": "test"})
         lists = [(u, rng.choice(N_TRACKS, 20, replace=False).tolist()) for u in range(100)]
-        version = deploy(client, lists, model=model, journal=journal).active
+        version = deploy(client, lists, model=model, journal=Journal(journal)).active
         assert ready(stack)[0] == 200
         client.flushall()
         flushed = time.monotonic()

@@ -53,7 +53,7 @@ def test_a_killed_replica_is_restarted_and_loses_no_acknowledged_step(fault_stac
         elif state["back_at"] and not state["up_at"] and healthy(stack.replica_urls[0]):
             state["up_at"] = now  # restarted and serving again
         # Enough requests that 0.1 % is a real bound, and traffic well after the restart: nginx
-        # tries a failed replica again only after fail_timeout (2 s, botify/stack.py).
+        # tries a failed replica again only after fail_timeout (2 s, ops/stack/nginx.py).
         return bool(state["up_at"]) and now - state["up_at"] > 3.0 and done >= 1000
 
     try:

@@ -1,4 +1,4 @@
-"""SIGTERM to `python -m botify.stack up` under load: it exits 0, leaves no process, and every
+"""SIGTERM to `python -m ops.stack up` under load: it exits 0, leaves no process, and every
 request that got a 200 has its event line on disk (exactly once)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from botify.redis_server import free_port
+from ops.redis_server import free_port
 from tests.stack.conftest import descendants, needs_nginx, read_events, wait_dead
 from tests.stack.test_local_stack import stack_cli
 

@@ -117,7 +117,7 @@ def test_runs_as_a_file_from_the_repo_root(tmp_path):
 def test_export_subcommand(tmp_path, capsys):
     folder = tmp_path / "logs" / "recommender-1"
     folder.mkdir(parents=True)
-    from tests.script.test_events import line
+    from tests.script.test_event_parser import line
 
     (folder / "events-1.jsonl").write_bytes(line() + b"\n")
     assert dataclient.main(["export", str(tmp_path / "logs"), "--out", str(tmp_path / "ds")]) == 0

@@ -12,7 +12,7 @@ import pytest
 
 from script import export
 from script.fake_logs import FakeLogSpec, fake_events, write_logs
-from tests.script.test_events import line
+from tests.script.test_event_parser import line
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from botify import logfiles
-from botify.events import EventLog
+from botify.event_log import EventLog
 from script import ab, export
 from script.fake_logs import FakeLogSpec, fake_events, to_events
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from botify.stack import find_nginx
+from ops.stack import find_nginx
 
 N_TRACKS = 300
 N_ARTISTS = 30

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import redis
 
-from botify.stack import LocalStack
 from botify.toplists import TopLists
+from ops.stack import LocalStack
 from sim.batch import BatchSimulator, run_key
 from sim.transport import ServicePolicy, http_transport
 from sim.user_model import Population

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from botify import dockerdns, gunicorn_conf
-from botify.redis_server import free_port
-from botify.stack import NGINX_TEMPLATE, StackError, find_nginx, render_nginx_conf, upstream_servers
+from ops import dockerdns, gunicorn_conf
+from ops.redis_server import free_port
+from ops.stack import NGINX_TEMPLATE, StackError, find_nginx, render_nginx_conf, upstream_servers
 from tests.stack.conftest import needs_nginx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,7 +191,7 @@ def test_compose_keeper_restores_from_the_journal_the_trainer_writes(compose):
     keeper, trainer = compose["services"]["keeper"], compose["services"]["trainer"]
     assert keeper["image"] == compose["services"]["recommender"]["image"]
     assert keeper["command"] == [
-        "python", "-m", "botify.keeper", "--redis-url", "redis://redis:6379/0",
+        "python", "-m", "ops.keeper", "--redis-url", "redis://redis:6379/0",
         "--journal", "/journal",
     ]  # fmt: skip
     assert keeper["volumes"] == ["journal:/journal:ro"]
@@ -289,7 +289,7 @@ def test_dockerfile_command_serves_against_a_real_redis(
     """The image's CMD and HEALTHCHECK, run here (venv instead of the image's site-packages)."""
     instructions = dockerfile()
     command = json.loads(instructions["CMD"][-1])
-    assert command[:3] == ["gunicorn", "-c", "python:botify.gunicorn_conf"]
+    assert command[:3] == ["gunicorn", "-c", "python:ops.gunicorn_conf"]
     port = free_port()
     command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
     healthcheck = json.loads(instructions["HEALTHCHECK"][0].split("CMD", 1)[1])
@@ -341,7 +341,7 @@ def test_dockerfile_command_serves_against_a_real_redis(
 # -- gunicorn settings ----------------------------------------------------------------------------
 def test_gunicorn_policy():
     assert gunicorn_conf.preload_app is True
-    assert gunicorn_conf.worker_class == "botify.worker.BufferedThreadWorker"
+    assert gunicorn_conf.worker_class == "ops.worker.BufferedThreadWorker"
     assert gunicorn_conf.accesslog is None
     assert gunicorn_conf.keepalive > 60  # outlives nginx's upstream keepalive_timeout 60s
     assert gunicorn_conf.graceful_timeout < 10  # inside Docker's default stop grace period

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from botify.stack import LocalStack, StackError, find_nginx
 from botify.toplists import TopLists
+from ops.stack import LocalStack, StackError, find_nginx
 from tests.stack.conftest import N_TRACKS, alive, descendants, needs_nginx, read_events, wait_dead
 
 
@@ -145,9 +145,9 @@ def test_a_replica_that_cannot_start_fails_the_stack_and_leaves_nothing(
 
 @contextlib.contextmanager
 def stack_cli(*args: object):
-    """`python -m botify.stack up ARGS` with piped text output; killed and closed on the way out."""
+    """`python -m ops.stack up ARGS` with piped text output; killed and closed on the way out."""
     cli = subprocess.Popen(
-        [sys.executable, "-m", "botify.stack", "up", *map(str, args)],
+        [sys.executable, "-m", "ops.stack", "up", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -164,7 +164,7 @@ def stack_cli(*args: object):
 
 @needs_nginx
 def test_cli_serves_through_nginx_and_stops_cleanly(world_dir, sticky_experiments, tmp_path):
-    from botify.redis_server import free_port
+    from ops.redis_server import free_port
 
     port = free_port()
     log_root = tmp_path / "logs"
@@ -291,7 +291,7 @@ class _Dying:
 def test_a_child_that_keeps_dying_is_restarted_with_back_off_then_given_up(
     world_dir, sticky_experiments, tmp_path
 ):
-    from botify import stack as stack_module
+    from ops import stack as stack_module
 
     stack = LocalStack(world_dir, sticky_experiments, tmp_path, nginx="off", supervise=False)
     child = _Dying()
@@ -313,7 +313,7 @@ def test_redis_password_from_the_environment_is_required_and_never_printed(
     secret = "pw-" + os.urandom(8).hex()
     env = {**os.environ, "BOTIFY_REDIS_PASSWORD": secret}
     cli = subprocess.Popen(
-        [sys.executable, "-m", "botify.stack", "up", "--world", str(world_dir),
+        [sys.executable, "-m", "ops.stack", "up", "--world", str(world_dir),
          "--experiments", str(sticky_experiments), "--log-dir", str(tmp_path / "logs"),
          "--replicas", "1", "--nginx", "off", "--port", "0", "--wait-for", "ready"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

@@ -16,7 +16,7 @@ import time
 
 import redis
 
-from botify.store import PASSWORD_ENV
+from botify.redis_link import PASSWORD_ENV
 
 
 class RedisServerError(RuntimeError):
@@ -55,7 +55,7 @@ class RedisServer:
 
     `port` may be fixed so that a restarted server comes back at the same address
     (the fault-injection tests stop and start it under traffic). With a password (`password`,
-    else $BOTIFY_REDIS_PASSWORD, the variable every client of `botify.store.connect` reads; ""
+    else $BOTIFY_REDIS_PASSWORD, the variable every client of `botify.redis_link.connect` reads; ""
     for none) it requires AUTH; the password goes into a config file in the server's private
     directory, never onto its command line (visible to every user in `ps`) nor into `url`.
     """
@@ -175,7 +175,7 @@ class RedisServer:
 
 
 def main() -> None:
-    """`python -m botify.redis_server [--port P]`: run an embedded Redis in the foreground."""
+    """`python -m ops.redis_server [--port P]`: run an embedded Redis in the foreground."""
     import argparse
     import signal
 

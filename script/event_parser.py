@@ -1,10 +1,10 @@
 """Event-log lines -> Arrow tables, by a fast path (pyarrow) and a slow path (the contract's decoder).
 
-The line format is `botify.event` (the one definition every writer and reader imports). A chunk
+The line format is `botify.event_schema` (the one definition every writer and reader imports). A chunk
 of lines is first parsed by pyarrow's JSON reader with the contract's Arrow schema, and its rows
 are checked, vectorized, against constraints read off the contract's `Event` type (ranges, the
 message names, required fields). Only a chunk that fails there is parsed again line by line with
-`botify.event.decode`, which says which line is bad and why.
+`botify.event_schema.decode`, which says which line is bad and why.
 
 Both paths accept exactly the same lines. pyarrow cannot tell a missing field from a null one, so
 readers take one liberty with the contract, the same on both paths: **a null field reads as an
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from botify.event import ARROW_SCHEMA, EXPERIMENT_PREFIX, Event, decode
+from botify.event_schema import ARROW_SCHEMA, EXPERIMENT_PREFIX, Event, decode
 
 _EVENT = mi.type_info(Event)
 assert isinstance(_EVENT, mi.StructType)
@@ -190,7 +190,7 @@ def _absent_nulls(obj: object) -> object:
 
 
 def decode_line(line: bytes) -> Event:
-    """One line as the readers take it: `botify.event.decode` plus the readers' liberty."""
+    """One line as the readers take it: `botify.event_schema.decode` plus the readers' liberty."""
     try:
         obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
         event = decode(line)

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from botify import logfiles
-from botify.event import Event, encode
+from botify.event_schema import Event, encode
 
 
 class EventLog:

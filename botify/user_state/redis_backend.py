@@ -1,164 +1,27 @@
-"""Per-user state the recommenders read and move: what they ask for (ops) and who answers (backends).
-
-A recommender does not talk to Redis. For each step it names the state it needs as small ops
-(`NextInList`, `PickInList`, `PushSession`, ...); the service collects the ops of every step of a
-request, hands them to a backend in one call, and gives each recommender its results. So a batch
-of steps costs one Redis round trip (a non-transactional pipeline; every op touches keys of one
-user only, all under the user's hash tag, so it is Redis-Cluster safe), and the same recommender
-runs in-process in the simulator against `MemoryState`, which implements every op with the same
-semantics (tests run both backends on the same inputs).
-
-Keys (prefix `botify`; `{<user>}` is the Redis Cluster hash tag):
-    {prefix}:cursor:{scope}:{<user>}   position last handed out in the user's list (a hint)
-    {prefix}:session:{<user>}          the live session: packed (uint32 track, float32 time)
-                                       records, oldest first, at most `session_length`, with a TTL
-    list keys: botify.toplists (`{prefix}:lists:{name}:{version}:{<user>}`)
-
-The seed's list rule (`NextInList`): if the previous track is in the user's list, the track after
-it (wrapping at the end), otherwise the list's first track; with `restart_past` >= 0, also the
-first track when the previous track's position is past it (the caller sets it when its restart
-condition holds, e.g. a skip). The cursor only makes finding the previous track's position O(1)
-when the session walks the list, whichever replica served the step before.
-"""
+"""`RedisState`: every op of a request in one pipelined round trip to Redis (Lua scripts for the
+list rule and the session), Redis-Cluster safe: an op touches one user's keys, all under the
+user's hash tag. See `botify.user_state` for the keys."""
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol, cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import redis
 
-from botify.toplists import Client, TopLists
+from botify.toplists import CachedTopLists, Client
+from botify.user_state.operations import (
+    SESSION_RECORD,
+    ClearSession,
+    Failed,
+    NextInList,
+    Op,
+    PickInList,
+    PushSession,
+    ResetCursor,
+)
 
-log = logging.getLogger(__name__)
-
-SESSION_RECORD = np.dtype([("track", "<u4"), ("time", "<f4")])
-
-
-# -- ops ----------------------------------------------------------------------------------------
-class NextInList(NamedTuple):
-    """-> the track the seed's rule serves after `prev` in the user's list, or None (no list)."""
-
-    lists: str
-    scope: str
-    user: int
-    prev: int
-    restart_past: int = -1  # >= 0: restart at the top when prev's position is past this
-
-
-class PickInList(NamedTuple):
-    """-> the track at position `draw % len(list)` of the user's list, or None (no list)."""
-
-    lists: str
-    user: int
-    draw: int  # a non-negative integer < 2**53
-
-
-class ResetCursor(NamedTuple):
-    """-> None. Forget the user's cursor in `scope` (at session end)."""
-
-    scope: str
-    user: int
-
-
-class PushSession(NamedTuple):
-    """-> the live session after appending (track, time): a SESSION_RECORD array, oldest first."""
-
-    user: int
-    track: int
-    time: float
-
-
-class ClearSession(NamedTuple):
-    """-> None. The session is over."""
-
-    user: int
-
-
-Op = NextInList | PickInList | ResetCursor | PushSession | ClearSession
-
-
-class Failed(NamedTuple):
-    """The result of an op the backend could not run (the step falls back)."""
-
-    reason: str
-
-
-class StateBackend(Protocol):
-    def run(self, ops: Sequence[Op]) -> list[Any]:
-        """Every op's result, in order; `Failed` for an op that failed alone. Raises
-        redis.RedisError when the backend as a whole is unreachable."""
-        ...
-
-
-# -- the rule, for the in-memory backend (the Lua scripts below are its Redis twin) --------------
-def next_position(tracks: np.ndarray, prev: int, restart_past: int, hint: int) -> int:
-    n = len(tracks)
-    if 0 <= hint < n and tracks[hint] == prev:
-        pos = hint
-    else:
-        found = np.flatnonzero(tracks == prev)
-        pos = int(found[0]) if found.size else -1
-    if pos < 0 or (restart_past >= 0 and pos > restart_past):
-        return 0
-    return (pos + 1) % n
-
-
-class MemoryState:
-    """Every op in process memory: lists from a mapping, cursors and sessions in dicts."""
-
-    def __init__(
-        self,
-        lists: Mapping[str, Mapping[int, np.ndarray]] | None = None,
-        session_length: int = 50,
-    ):
-        self.lists = {name: dict(users) for name, users in (lists or {}).items()}
-        self.session_length = session_length
-        self.cursors: dict[tuple[str, int], int] = {}
-        self.sessions: dict[int, np.ndarray] = {}
-        self._lock = threading.Lock()
-
-    def _list(self, name: str, user: int) -> np.ndarray | None:
-        tracks = self.lists.get(name, {}).get(user)
-        return tracks if tracks is not None and len(tracks) else None
-
-    def run(self, ops: Sequence[Op]) -> list[Any]:
-        with self._lock:
-            return [self._one(op) for op in ops]
-
-    def _one(self, op: Op) -> Any:
-        if isinstance(op, NextInList):
-            tracks = self._list(op.lists, op.user)
-            if tracks is None:
-                return None
-            key = (op.scope, op.user)
-            pos = next_position(tracks, op.prev, op.restart_past, self.cursors.get(key, -1))
-            self.cursors[key] = pos
-            return int(tracks[pos])
-        if isinstance(op, PickInList):
-            tracks = self._list(op.lists, op.user)
-            return None if tracks is None else int(tracks[op.draw % len(tracks)])
-        if isinstance(op, ResetCursor):
-            self.cursors.pop((op.scope, op.user), None)
-            return None
-        if isinstance(op, PushSession):
-            record = np.array([(op.track, op.time)], dtype=SESSION_RECORD)
-            held = self.sessions.get(op.user)
-            held = record if held is None else np.concatenate([held, record])
-            held = held[-self.session_length :]
-            self.sessions[op.user] = held
-            return held.copy()
-        if isinstance(op, ClearSession):
-            self.sessions.pop(op.user, None)
-            return None
-        raise TypeError(f"unknown op {op!r}")
-
-
-# -- Redis ------------------------------------------------------------------------------------
 _READ_U32 = """
 local function u32(s, i)
   local b1, b2, b3, b4 = string.byte(s, i * 4 + 1, i * 4 + 4)
@@ -359,68 +222,3 @@ class RedisState:
 
 def _noscript(reply: Any) -> bool:
     return isinstance(reply, redis.exceptions.NoScriptError)
-
-
-class CachedTopLists(TopLists):
-    """TopLists whose active-version pointer is re-read at most every `max_age` seconds."""
-
-    def __init__(
-        self, client: Client, name: str = "core", prefix: str = "botify", max_age: float = 1.0
-    ):
-        super().__init__(client, name=name, prefix=prefix)
-        self.max_age = max_age
-        self._cached: tuple[float, str | None] = (-float("inf"), None)
-        self._seen: str | None | bool = False  # the version last logged (False: none yet)
-
-    def active_version(self) -> str | None:
-        now = time.monotonic()
-        read_at, version = self._cached
-        if now - read_at >= self.max_age:
-            version = super().active_version()
-            self._cached = (now, version)
-            if version != self._seen:
-                self._log_change(version)
-        return version
-
-    def _log_change(self, version: str | None) -> None:
-        # One line per change and process: an emptied Redis says why the lists' arms fall back.
-        if version is None:
-            log.warning(
-                "list set %r has no active version%s: its arms answer from the fallback until "
-                "one is deployed",
-                self.name,
-                f" any more (was {self._seen}; Redis emptied?)" if self._seen else "",
-            )
-        else:
-            log.info("list set %r is live at version %s", self.name, version)
-        self._seen = version
-
-    def live_version(self) -> str | None:
-        """The pointer as Redis has it now (uncached)."""
-        return super().active_version()
-
-    def forget(self) -> None:
-        self._cached = (-float("inf"), None)
-
-
-def memory_lists(rows) -> dict[int, np.ndarray]:
-    """{user: tracks} from (user, tracks) pairs, the shape `MemoryState` takes per list set."""
-    return {int(user): np.asarray(tracks, dtype=np.int64) for user, tracks in rows}
-
-
-__all__ = [
-    "SESSION_RECORD",
-    "NextInList",
-    "PickInList",
-    "ResetCursor",
-    "PushSession",
-    "ClearSession",
-    "Op",
-    "Failed",
-    "StateBackend",
-    "MemoryState",
-    "RedisState",
-    "CachedTopLists",
-    "memory_lists",
-    "next_position",
-]

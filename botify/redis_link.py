@@ -1,7 +1,7 @@
 """The service's Redis connection and its health: one owner for the client, the breaker and the
-keys the service itself owns. What recommenders read and move lives in `botify.state`.
+keys the service itself owns. What recommenders read and move lives in `botify.user_state`.
 
-- `RedisStore` owns the pooled client (short timeouts, one quick retry on a dead pooled
+- `RedisLink` owns the pooled client (short timeouts, one quick retry on a dead pooled
   connection) and a small circuit breaker: after an error the service answers from the
   catalog-only fallback for `REDIS_RETRY_AFTER` seconds, then tries Redis again, so a dead Redis
   costs no timeouts per request and a returning one is used again within a second.
@@ -48,7 +48,7 @@ def connect(url: str, password: str | None = None, **options) -> redis.Redis | R
     return redis.Redis.from_url(url, password=password, **options)
 
 
-class RedisStore:
+class RedisLink:
     """The service's Redis: one pooled client per process, its health and the keys it owns."""
 
     def __init__(

@@ -8,9 +8,9 @@ import os
 import msgspec
 import pytest
 
-from botify import event as event_contract
-from botify.event import Event
-from botify.events import EventLog
+from botify import event_schema
+from botify.event_log import EventLog
+from botify.event_schema import Event
 
 from .conftest import read_events
 
@@ -88,16 +88,16 @@ def test_non_finite_numbers_never_reach_the_log(tmp_path):
 
 
 def test_the_line_is_the_contract():
-    line = event_contract.encode(make_event(4, replica="r-1"))
+    line = event_schema.encode(make_event(4, replica="r-1"))
     assert line == (
         b'{"message":"next","timestamp":1700000000004,"user":4,"track":4,"time":0.5,'
         b'"latency":0.001,"recommendation":5,"experiments":{"AB":"C"},"replica":"r-1",'
         b'"fallback":false}\n'
     )
-    assert event_contract.decode(line) == make_event(4, replica="r-1")
+    assert event_schema.decode(line) == make_event(4, replica="r-1")
     old = b'{"message":"last","timestamp":1,"user":1,"track":2,"time":1,"latency":0,'
     old += b'"recommendation":null,"experiments":{},"replica":"x"}'
-    assert event_contract.decode(old).fallback is False  # logs from before `fallback` existed
+    assert event_schema.decode(old).fallback is False  # logs from before `fallback` existed
 
 
 @pytest.mark.parametrize(
@@ -114,4 +114,4 @@ def test_the_line_is_the_contract():
 def test_decode_says_which_field_is_wrong(change, reason):
     fields = msgspec.structs.asdict(make_event(1))
     with pytest.raises(msgspec.ValidationError, match=reason):
-        event_contract.decode(json.dumps({**fields, **change}))
+        event_schema.decode(json.dumps({**fields, **change}))

@@ -1,4 +1,4 @@
-"""Line validation: the fast (pyarrow) and slow (botify.event.decode) paths accept exactly the
+"""Line validation: the fast (pyarrow) and slow (botify.event_schema.decode) paths accept exactly the
 same lines, and what the service's encoder writes is read back unchanged."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from botify.event import ARROW_SCHEMA, Event, decode, encode
-from script.events import _parse_slowly, conform, parse_chunk
+from botify.event_schema import ARROW_SCHEMA, Event, decode, encode
+from script.event_parser import _parse_slowly, conform, parse_chunk
 
 GOOD = {
     "message": "next",
@@ -219,7 +219,7 @@ def test_both_paths_agree_on_damaged_lines(event, field, value, drop):
 @settings(max_examples=120, deadline=None)
 @given(events, st.none() | st.sampled_from(FIELDS), WEIRD, st.booleans())
 def test_readers_follow_the_contract_up_to_null_reads_as_absent(event, field, value, drop):
-    """Where no field is null or absent, the reader accepts a line iff botify.event.decode does."""
+    """Where no field is null or absent, the reader accepts a line iff botify.event_schema.decode does."""
     raw = damaged(event, field, value, drop)
     if value is None or drop or field == "extra":
         return

@@ -1,4 +1,4 @@
-"""The replica worker's request framing check and its protocol-error statuses (botify/worker.py);
+"""The replica worker's request framing check and its protocol-error statuses (ops/worker.py);
 the worker itself runs under real gunicorn in tests/faults."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from gunicorn.http import errors
 
-from botify.worker import (
+from ops.worker import (
     BODY_LIMIT,
     COMPLETE,
     HEADER_LIMIT,

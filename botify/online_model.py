@@ -161,7 +161,7 @@ class MemoryModels:
 class RedisModels:
     """Loads each list set's model once per active version (per process), from Redis.
 
-    `state` is the service's `botify.state.RedisState`: its cached list pointers decide which
+    `state` is the service's `botify.user_state.RedisState`: its cached list pointers decide which
     version is live, so the model switches exactly when the lists do. A failed load is retried
     after `retry_after` seconds (a model written late, or Redis flaky), never per request.
     """

@@ -1,12 +1,13 @@
 """The keeper: gives an emptied Redis its live lists and model back from the deploy journal.
 
-    python -m botify.keeper --redis-url URL --journal DIR [--name core ...] [--interval 1]
+    python -m ops.keeper --redis-url URL --journal DIR [--name core ...] [--interval 1]
 
 Every `interval` seconds it checks each list set; when Redis lacks the journal's active version
 (restarted without persistence, flushed), it rewrites that version from the journal and switches
-it on (`botify.deploy.restore`), so the replicas serve the same lists and model again within
+it on (`ops.journal.restore`), so the replicas serve the same lists and model again within
 about one interval plus their pointer cache. One log line per restore; Redis being down is
-logged once per outage. It needs only the service's package (it runs from the service image).
+logged once per outage. It needs only the service's packages, botify and ops (it runs from the
+service image).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import redis
 
-from botify.deploy import DeployError, restore
-from botify.store import connect
+from botify.deploy import DeployError
+from botify.redis_link import connect
 from botify.toplists import Client
+from ops.journal import restore
 
-log = logging.getLogger("botify.keeper")
+log = logging.getLogger("ops.keeper")
 
 
 class Keeper:
@@ -61,7 +63,7 @@ class Keeper:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m botify.keeper", description=__doc__.split("\n")[0]
+        prog="python -m ops.keeper", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--journal", type=Path, required=True)

@@ -3,7 +3,7 @@
 One typed definition (`Event`, a msgspec Struct) encodes the line the service writes, validates a
 line a reader decodes (types, ranges, the message names) and gives the Arrow schema of the
 exported dataset (`ARROW_SCHEMA`). The service (`botify.service`), the exporter
-(`script.events`), the synthetic logs (`script.fake_logs`) and the trainer (`trainer.prepare`)
+(`script.event_parser`), the synthetic logs (`script.fake_logs`) and the trainer (`trainer.prepare`)
 all import it from here.
 
 Line format (DESIGN.md, plus `fallback`):

@@ -1,12 +1,12 @@
-"""gunicorn settings for a Botify replica: `gunicorn -c python:botify.gunicorn_conf 'botify.app:create_app()'`.
+"""gunicorn settings for a Botify replica: `gunicorn -c python:ops.gunicorn_conf 'botify.app:create_app()'`.
 
-The same module runs the Docker image (Dockerfile CMD) and the local stack (botify/stack.py).
+The same module runs the Docker image (Dockerfile CMD) and the local stack (ops/stack/).
 Deployment specifics stay on the command line (`--bind`, `--workers`, or WEB_CONCURRENCY); this
 file holds the policy:
 
 - `preload_app`: the app (catalog, experiments) is built once in the master and shared by the
   forked workers copy-on-write, not rebuilt per worker.
-- gthread workers (`botify.worker.BufferedThreadWorker`): HTTP keep-alive (a sync worker closes
+- gthread workers (`ops.worker.BufferedThreadWorker`): HTTP keep-alive (a sync worker closes
   every connection) while a worker waits on Redis in one thread and parses the next request in
   another; a thread never waits for a request that is still arriving (it goes back to the event
   loop until it is whole), so slow or half-finished clients cannot hold the threads, and
@@ -32,7 +32,7 @@ import os
 import re
 import socket
 
-from botify import dockerdns
+from ops import dockerdns
 
 # One BLAS thread per worker: a replica's worker scores one request's small matrix products at a
 # time, and BLAS threads would only fight the other workers and replicas for the cores. Set before
@@ -40,7 +40,7 @@ from botify import dockerdns
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-worker_class = "botify.worker.BufferedThreadWorker"
+worker_class = "ops.worker.BufferedThreadWorker"
 threads = 4
 preload_app = True
 # Longer than nginx's upstream keepalive_timeout (60 s), so nginx, not the replica, closes an idle
@@ -68,7 +68,7 @@ def container_replica_name(
 
     Docker's embedded DNS answers the reverse lookup of a container's address with
     `<project>-<service>-<n>.<network>`; the hostname alone is the container id, and so is what
-    `socket.gethostbyaddr` answers (from /etc/hosts), hence `botify.dockerdns`.
+    `socket.gethostbyaddr` answers (from /etc/hosts), hence `ops.dockerdns`.
     """
     host = hostname()
     try:
@@ -92,7 +92,7 @@ _name_this_replica()
 
 
 def worker_exit(server, worker) -> None:
-    """Close the worker's event log on a normal exit (lines are already written; see botify.events)."""
+    """Close the worker's event log on a normal exit (lines are already written; see botify.event_log)."""
     # The Flask app keeps its Service in app.extensions["botify"] (botify/app.py); its EventLog
     # also closes at exit through atexit, this just does it before gunicorn's own teardown.
     service = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("botify")
