@@ -5,7 +5,9 @@ plain comparison, or a `CupedSample` (with the pre-period's sums and the cross-p
 CUPED. `Settings` chooses fixed-horizon or always-valid (sequential) intervals. The effect in % of
 control comes with Fieller's interval (`script.ab.estimate`), the p-value of the same test, and
 the metric's minimum detectable effect at this size (`script.ab.power`, with both arms' observed
-variances). With CUPED the effect also
+variances). CUPED is skipped, with a message, for an arm and metric whose pre-period means differ
+between the arms beyond chance (p below the sample-ratio threshold, 0.001): randomisation makes
+them equal, so such a pre-period was not untreated. With CUPED the effect also
 records the plain (unadjusted) effect and interval beside it, and by how much CUPED narrowed the
 interval; an effect that cannot be computed gets a status code and a message instead of numbers.
 """
@@ -61,6 +63,7 @@ class Effect:
     raw_lower_pct: float | None = None
     raw_upper_pct: float | None = None
     ci_narrower_pct: float | None = None  # CUPED: 100 * (1 - width / unadjusted width), in %
+    pre_balance_p: float | None = None  # CUPED: Welch p of the arms' pre-period means
     stop_look: int | None = None  # sequential: first look whose interval excluded 0
 
 
@@ -73,6 +76,18 @@ def _percent(interval: tuple[float, float] | None) -> tuple[float | None, float 
     if interval is None:
         return None, None
     return 100 * interval[0], 100 * interval[1]
+
+
+def _pre_balance(control: CupedSample, treatment: CupedSample) -> float | None:
+    """Welch's p-value of the two arms' pre-period means. Random assignment makes them equal in
+    expectation; a tiny p says the pre-period was not untreated (the arms already differed,
+    e.g. their code ran before --since) and CUPED would subtract part of the effect."""
+    if control.n < 2 or treatment.n < 2:
+        return None
+    estimate = est.welch(control.pre, treatment.pre)
+    if estimate.variance == 0:
+        return None
+    return est.Method().p_value(estimate)
 
 
 def compare(
@@ -101,10 +116,21 @@ def compare(
         )
     method = est.Method(settings.alpha, settings.sequential, settings.tuning)
     if isinstance(control, CupedSample) and isinstance(treatment, CupedSample):
+        balance = _pre_balance(control, treatment)
+        if balance is not None and balance < settings.srm_threshold:
+            # not a clean pre-period for this metric: the plain comparison, and say why
+            effect = compare(metric, arm, control.post, treatment.post, settings)
+            effect.pre_balance_p = balance
+            effect.message = (
+                f"the arms' pre-period means differ (p = {balance:.2g}): the pre-period is not "
+                "untreated for this metric, so no CUPED here (the plain comparison)"
+            )
+            return effect
         estimate = est.cuped(control, treatment)
         raw = est.welch(control.post, treatment.post)
         effect.method, effect.theta = "cuped", estimate.theta
         effect.without_pre = control.without_pre + treatment.without_pre
+        effect.pre_balance_p = balance
         variances = (
             control.adjusted_variance(estimate.theta or 0.0),
             treatment.adjusted_variance(estimate.theta or 0.0),

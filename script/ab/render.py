@@ -364,6 +364,12 @@ def method_lines(report: Report) -> list[str]:
             f"gbstats). {with_pre:,} users had pre-period data, {without:,} had none and count 0 "
             "there (gbstats' way: they stay in, gaining nothing from the adjustment)"
         )
+        skipped = [e for e in report.effects if e.pre_balance_p is not None and e.method != "cuped"]
+        if skipped:
+            lines[-1] += (
+                "; skipped where the arms' pre-period means differ beyond chance (not an untreated "
+                "pre-period): " + ", ".join(f"{e.arm} {e.metric}" for e in skipped)
+            )
     elif cuped is not None:
         lines.append(f"- CUPED: {cuped.reason}")
     if report.sequential is not None:

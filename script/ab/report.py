@@ -302,7 +302,7 @@ def build_report(
         if rate.rate is not None and rate.rate > FALLBACK_WARNING
     ]
     effects = compare_arms(cuped_summaries or summaries, control, METRICS, settings)
-    warnings += [f"{e.arm} / {e.metric}: {e.message}" for e in effects if e.status != "ok"]
+    warnings += [f"{e.arm} / {e.metric}: {e.message}" for e in effects if e.message]
     sequential_info = None
     if sequential:
         sequential_info, first = _sequential_view(

@@ -96,6 +96,19 @@ def test_without_any_pre_period_cuped_is_the_plain_comparison():
         assert getattr(cuped, name) == pytest.approx(getattr(plain, name), rel=1e-12), name
 
 
+def test_a_pre_period_that_differs_between_the_arms_is_not_used():
+    """Randomisation balances an untreated pre-period; arms that already differed before the
+    experiment (their code ran) would make CUPED subtract part of the effect."""
+    (yc, xc), (yt, xt) = correlated(500, 0.0, 11), correlated(500, 1.0, 12)
+    shifted = cmp.compare("m", "T1", CupedSample.of(yc, xc), CupedSample.of(yt, xt + 1.0))
+    plain = cmp.compare("m", "T1", SampleMean.of(yc), SampleMean.of(yt))
+    assert shifted.method == "welch" and shifted.pre_balance_p < 0.001
+    assert "pre-period means differ" in shifted.message and shifted.status == "ok"
+    assert (shifted.lower_pct, shifted.upper_pct) == (plain.lower_pct, plain.upper_pct)
+    balanced = cmp.compare("m", "T1", CupedSample.of(yc, xc), CupedSample.of(yt, xt))
+    assert balanced.method == "cuped" and balanced.pre_balance_p > 0.001 and not balanced.message
+
+
 # -- the confidence sequence -------------------------------------------------------------------
 def waudby_smith_halfwidth(se: float, n: int, alpha: float, tuning: float) -> float:
     """Eq. 9 of Waudby-Smith et al. (2023) with eq. 161's rho, as gbstats' docs write them:
