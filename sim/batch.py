@@ -82,6 +82,12 @@ class SessionResults:
     def steps(self) -> int:
         return int(self.tracks.sum())
 
+    def as_logged(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user, time, tracks) per session counted as the service's log and the course count
+        them: the first track (time 1.0) is an event too. Calibration, the ceiling and the A/B
+        report all use this count."""
+        return self.user, self.time + 1.0, self.tracks + 1
+
     def in_order(self) -> SessionResults:
         order = np.argsort(self.index, kind="stable")
         return SessionResults(

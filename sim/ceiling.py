@@ -52,9 +52,7 @@ def ceiling(results: dict[str, SessionResults]) -> dict:
     service's log has it: the first track's event (time 1.0) plus one per recommended track."""
     from script.ab import ceiling_from_sessions
 
-    found = ceiling_from_sessions(
-        {a: (r.user, r.time + 1.0, r.tracks + 1) for a, r in results.items()}
-    )
+    found = ceiling_from_sessions({a: r.as_logged() for a, r in results.items()})
     # Only the per-session metrics compare with a day's arms: a user's total time and session
     # count grow with the number of sessions run, and the ceiling runs a sample of them.
     for means in found["agents"].values():

@@ -8,9 +8,10 @@ Files in a world directory (the course formats, so the course's own data drops i
 
 The default world is generated, deterministic from a seed (byte-identical files):
 genres -> artists (heavy-tailed number of tracks) -> tracks close to their artist; Zipf-like
-popularity; each user gets 3 interests drawn by popularity, `consume_bias ~ U(0, 10)` and
-`consume_sharpness = U(1, 2) ** +-1` as in the course. The scales below are calibrated with
-`python -m sim.calibrate` against the course's measurements on its real-data world.
+popularity on an axis of its own; each user gets 3 interests drawn with weight pop ** 0.3,
+`consume_bias ~ U(0, 10)` and `consume_sharpness = U(1, 2) ** +-1` as in the course. The scales
+below are calibrated with `python -m sim.calibrate` against the course's measurements on its
+real-data world. Each part of the world draws from its own random stream (`STREAMS`).
 
     python -m sim.world --out data/world --seed 42 [--tracks 50000 --users 10000 --dim 100]
 """
@@ -45,25 +46,36 @@ USER_OVERRIDES = ("interest_neighbours", "session_budget", "artist_discount_gamm
 
 @dataclass(frozen=True)
 class WorldShape:
-    """Knobs of the generator. Embedding = genre + artist + track parts (random directions);
-    the dot product of two tracks of one artist is about genre_norm**2 + artist_norm**2, of one
-    genre about genre_norm**2, of unrelated tracks about 0 (std ~ norm**2 / sqrt(effective_dim))."""
+    """Knobs of the generator. Embedding = genre + artist + track parts (random directions in an
+    `effective_dim`-dimensional space) plus popularity on an axis of its own; the dot product of
+    two tracks of one artist is about genre_norm**2 + artist_norm**2, of one genre about
+    genre_norm**2, of unrelated tracks about 0 (std ~ norm**2 / sqrt(effective_dim)), plus
+    mainstream_norm**2 * (pop_a * pop_b) ** mainstream_pop_exponent.
+
+    The defaults are calibrated against the course's real-data world (`python -m sim.calibrate`,
+    docs/sim.md): Random's level, StickyArtist and TopPop against Random, and the spread of the
+    users' interests; they hold on several world seeds."""
 
     tracks: int = 50_000
     users: int = 10_000
     dim: int = 100
-    genres: int = 24
-    mainstream_norm: float = 0.6  # popular tracks share a direction, scaled by pop ** 0.25
-    effective_dim: int = 20  # > 0: tracks live in a random subspace of this rank (wider dots)
-    genre_norm: float = 1.7
-    artist_norm: float = 1.45
+    genres: int = 64  # more genres: less spread of Random's level from world seed to world seed
+    genre_concentration: float = 2.0  # Dirichlet concentration of genre sizes (larger = more even)
+    mainstream_norm: float = 3.0  # popular tracks share an axis of their own, scaled by pop ** e
+    mainstream_pop_exponent: float = 0.25  # e above
+    effective_dim: int = 18  # the genre/artist/track space's rank (smaller: wider dot products)
+    genre_norm: float = 2.1
+    artist_norm: float = 2.12
     track_norm: float = 1.3
-    artist_size_alpha: float = 1.2  # Pareto tail of tracks per artist (smaller = heavier)
-    artist_size_scale: float = 3.0
+    artist_size_alpha: float = 2.0  # Pareto tail of tracks per artist (smaller = heavier)
+    artist_size_scale: float = 8.0
     max_artist_tracks: int = 200
     zipf_exponent: float = 1.0  # popularity ~ rank ** -exponent
     artist_pop_weight: float = 0.5  # how much an artist's fame drives its tracks' popularity
     interests: int = 3
+    # A user's interests are drawn with weight pop ** this: 1 piled them on a few hits (one track
+    # was the interest of 2,181 users); the course's users spread over 21,021 distinct tracks.
+    interest_pop_exponent: float = 0.3
 
 
 @dataclass
@@ -173,68 +185,90 @@ def _artist_sizes(rng: np.random.Generator, shape: WorldShape) -> np.ndarray:
     return np.array(sizes, dtype=np.int64)
 
 
-def _unit(rng: np.random.Generator, dim: int) -> np.ndarray:
-    v = rng.standard_normal(dim)
-    return v / np.linalg.norm(v)
-
-
 def _random_directions(rng: np.random.Generator, n: int, dim: int, norm: float) -> np.ndarray:
     return rng.standard_normal((n, dim)) * (norm / np.sqrt(dim))
 
 
+# One independent random stream per part of the world (numpy SeedSequence children), so that a
+# knob of one part leaves every other part's draws as they were: two worlds that differ in one
+# parameter differ only where that parameter acts (calibration compares them like for like).
+STREAMS = ("artists", "genres", "geometry", "tracks", "popularity", "names", "users")
+
+
+def streams(seed: int) -> dict[str, np.random.Generator]:
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {
+        name: np.random.default_rng(child) for name, child in zip(STREAMS, children, strict=True)
+    }
+
+
 def generate(seed: int, shape: WorldShape | None = None) -> World:
     shape = shape or WorldShape()
-    rng = np.random.default_rng(seed)
+    rng = streams(seed)
     n, dim = shape.tracks, shape.dim
-    d = min(shape.effective_dim, dim) if shape.effective_dim > 0 else dim
+    if dim < 2:
+        raise ValueError("a world needs at least 2 dimensions (one is popularity's)")
+    # the genre/artist/track space; popularity takes one more axis
+    d = min(shape.effective_dim, dim - 1) if shape.effective_dim > 0 else dim - 1
 
     # Genres (some bigger than others), artists in genres, tracks around their artist.
-    sizes = _artist_sizes(rng, shape)
+    sizes = _artist_sizes(rng["artists"], shape)
     n_artists = len(sizes)
-    genre_weight = rng.dirichlet(np.full(shape.genres, 2.0))
-    artist_genre = rng.choice(shape.genres, size=n_artists, p=genre_weight)
-    genre_centre = _random_directions(rng, shape.genres, d, shape.genre_norm)
+    genre_weight = rng["genres"].dirichlet(np.full(shape.genres, shape.genre_concentration))
+    artist_genre = rng["genres"].choice(shape.genres, size=n_artists, p=genre_weight)
+    geometry = rng["geometry"]
+    genre_centre = _random_directions(geometry, shape.genres, d, shape.genre_norm)
     artist_centre = genre_centre[artist_genre] + _random_directions(
-        rng, n_artists, d, shape.artist_norm
+        geometry, n_artists, d, shape.artist_norm
     )
     artist_of = np.repeat(np.arange(n_artists), sizes)
     # Tracks are shuffled so an artist's tracks are not consecutive ids.
-    order = rng.permutation(n)
-    artist_of = artist_of[order]
-    emb = artist_centre[artist_of] + _random_directions(rng, n, d, shape.track_norm)
+    artist_of = artist_of[rng["tracks"].permutation(n)]
+    emb = artist_centre[artist_of] + _random_directions(rng["tracks"], n, d, shape.track_norm)
     # Popularity: a latent mixing artist fame and track appeal, then Zipf over its ranks.
-    artist_fame = rng.standard_normal(n_artists)
-    latent = shape.artist_pop_weight * artist_fame[artist_of] + rng.standard_normal(n)
+    artist_fame = rng["popularity"].standard_normal(n_artists)
+    latent = shape.artist_pop_weight * artist_fame[artist_of] + rng["popularity"].standard_normal(n)
     rank = np.empty(n, dtype=np.int64)
     rank[np.argsort(-latent, kind="stable")] = np.arange(1, n + 1)
     pop = rank.astype(np.float64) ** -shape.zipf_exponent
     pop = np.round(pop / pop.max(), 8)
 
-    if shape.mainstream_norm:
-        emb += np.outer(pop**0.25, _unit(rng, d)) * shape.mainstream_norm
-    if d < dim:  # rotate the rank-d world into `dim` dimensions (dot products unchanged)
-        basis, _ = np.linalg.qr(rng.standard_normal((dim, d)))
-        emb = emb @ basis.T
+    # Popularity on an axis of its own: popular tracks share it, whatever their genre. (A random
+    # direction inside the genre space would favour the genres it happens to point at, and with
+    # them TopPop and Random's level: most of the spread between world seeds came from that.)
+    mainstream = pop**shape.mainstream_pop_exponent * shape.mainstream_norm
+    emb = np.hstack([emb, mainstream[:, None]])
+    # rotate the rank-(d+1) world into `dim` dimensions (dot products unchanged)
+    basis, _ = np.linalg.qr(geometry.standard_normal((dim, d + 1)))
+    emb = emb @ basis.T
 
-    artist_names = [f"{_name(rng, 2)} {_name(rng, 3)}" for _ in range(n_artists)]
+    names = rng["names"]
+    artist_names = [f"{_name(names, 2)} {_name(names, 3)}" for _ in range(n_artists)]
     # Make names unique: the catalog identifies artists by name.
     artist_names = [f"{nm} #{i}" for i, nm in enumerate(artist_names)]
-    titles = [_name(rng, int(k)) for k in rng.integers(2, 5, size=n)]
+    titles = [_name(names, int(k)) for k in names.integers(2, 5, size=n)]
 
-    users = _generate_users(rng, shape, pop)
+    users = _generate_users(rng["users"], shape, pop)
     return World(
         embeddings=emb.astype(np.float32),
         artist_names=[artist_names[a] for a in artist_of],
         titles=titles,
-        genres=[GENRES[artist_genre[a] % len(GENRES)] for a in artist_of],
+        genres=[_genre_name(g) for g in artist_genre[artist_of]],
         pop=pop,
         users=users,
     )
 
 
+def _genre_name(index: int) -> str:
+    """A readable name per genre: the list above, then numbered variants ("rock 2", ...)."""
+    base = GENRES[index % len(GENRES)]
+    return base if index < len(GENRES) else f"{base} {index // len(GENRES) + 1}"
+
+
 def _generate_users(rng: np.random.Generator, shape: WorldShape, pop: np.ndarray) -> list[dict]:
     m, k = shape.users, min(shape.interests, len(pop))
-    p = pop / pop.sum()
+    p = pop**shape.interest_pop_exponent
+    p = p / p.sum()
     interests = rng.choice(len(pop), size=(m, k), p=p)
     for row in interests:  # redraw repeated interests (rare), keeping the draw by popularity
         while len(set(row.tolist())) < k:

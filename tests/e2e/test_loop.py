@@ -21,7 +21,7 @@ def tiny_run(tmp_path_factory) -> Path:
     cmd = [
         sys.executable, "-m", "demo", "--run-dir", str(run_dir), "--quiet",
         "--tracks", "2000", "--users", "200", "--dim", "16",
-        "--collect-episodes", "1500", "--ab-episodes", "800", "--processes", "2",
+        "--warmup-episodes", "400", "--collect-episodes", "1100", "--ab-episodes", "800", "--processes", "2",
         "--epochs", "1", "--seed", "7", "--ceiling-sessions", "50",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -32,10 +32,32 @@ def tiny_run(tmp_path_factory) -> Path:
 def test_world_and_both_days_of_traffic(tiny_run):
     for name in ("tracks.json", "tracks.npy", "users.json"):
         assert (tiny_run / "world" / name).stat().st_size > 0
+    warmup = json.loads((tiny_run / "day1-warmup-sim.json").read_text())
     day1 = json.loads((tiny_run / "day1-sim.json").read_text())
     day2 = json.loads((tiny_run / "day2-sim.json").read_text())
-    assert day1["days"][0]["sessions"] == 3000 and day2["days"][0]["sessions"] == 1600
-    assert day1["transport"] == "batch" and day1["steps"] > 3000
+    assert warmup["days"][0]["sessions"] == 800 and day1["days"][0]["sessions"] == 2200
+    assert day2["days"][0]["sessions"] == 1600
+    assert day1["transport"] == "batch" and day1["steps"] > 2200
+
+
+def test_day_one_ran_the_collection_arms_on_a_model_trained_on_the_warm_up(tiny_run):
+    """Day 1 as the course collected it: StickyArtist alone until the warm-up's CORE goes live,
+    then StickyArtist beside a list arm on that model; the A/B day's model learns from both."""
+    events = pd.read_parquet(tiny_run / "data" / "all")
+    day1 = events[events["exp_COLLECT"].notna()]
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    warmup, main = manifest["trained"][0], manifest["trained"][1]
+    assert warmup["tag"] == "-warmup" and main["tag"] == ""
+    assert set(day1["exp_COLLECT"]) == {"C", "T1"}
+    served = day1[(day1["exp_COLLECT"] == "T1") & (day1["message"] == "next")]
+    # T1 served lists once the warm-up's model was live (a tiny warm-up lists only some users)
+    assert (~served["fallback"]).sum() > 100
+    assert main["dataset"]["plays"] == len(day1) > warmup["dataset"]["plays"]
+    assert {row["count"] for row in manifest["day1_dataset_vs_seed"]} == {
+        "rows",
+        "interactions",
+        "tracks",
+    }
 
 
 def test_training_produced_lists_and_a_model_that_went_live(tiny_run):
@@ -112,6 +134,25 @@ def test_a_failing_step_names_itself_and_its_log(tmp_path):
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
+    assert "step 'config' failed: stack.experiments" in proc.stderr  # before any step ran
+    assert "no-such-file.yml" in (run_dir / "logs" / "config.log").read_text()
+    assert str(run_dir / "logs" / "config.log") in proc.stderr
+    assert processes_mentioning(str(run_dir)) == []  # nothing left running
+
+
+def test_a_stack_that_cannot_start_names_its_log(tmp_path):
+    experiments = tmp_path / "unknown.yml"
+    experiments.write_text(
+        "experiments:\n  - name: COLLECT\n    arms:\n      - {name: C, recommender: no_such}\n"
+    )
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "demo", "--run-dir", str(run_dir), "--quiet",
+        "--tracks", "500", "--users", "50", "--dim", "8",
+        "--collect-experiments", str(experiments),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
     assert "step 'stack' failed" in proc.stderr
-    assert str(run_dir / "logs" / "stack.log") in proc.stderr
+    assert str(run_dir / "logs" / "stack-day1.log") in proc.stderr
     assert processes_mentioning(str(run_dir)) == []  # nothing left running

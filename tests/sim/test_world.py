@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -66,9 +67,31 @@ def test_structure(small_world):
     assert bias.min() >= 0 and bias.max() <= 10
     assert sharp.min() >= 0.5 and sharp.max() <= 2 and (sharp < 1).any() and (sharp > 1).any()
     assert all(len(set(u["interests"])) == 3 for u in w.users)
-    # interests follow popularity: popular tracks are over-represented
+    # interests lean to popular tracks, weakly (weight pop ** 0.3), and spread: no track is the
+    # interest of many users (the course's users share an interest track at most 8 times)
     interests = np.array([t for u in w.users for t in u["interests"]])
-    assert np.median(w.pop[interests]) > 5 * np.median(w.pop)
+    assert np.median(w.pop[interests]) > 1.2 * np.median(w.pop)
+    piled = generate(5, replace(w_shape(w), interest_pop_exponent=1.0))  # the old draw
+    piled_interests = np.array([t for u in piled.users for t in u["interests"]])
+    assert np.bincount(interests).max() * 3 < np.bincount(piled_interests).max()
+    assert len(np.unique(interests)) > 1.5 * len(np.unique(piled_interests))
+
+
+def w_shape(w) -> WorldShape:
+    return WorldShape(tracks=w.n_tracks, users=w.n_users, dim=w.embeddings.shape[1])
+
+
+def test_a_knob_of_one_part_leaves_the_other_parts_draws():
+    """Each part draws from its own stream: changing the artists' norm moves the embeddings
+    only; users, popularity, artists and genres stay as they were."""
+    a = generate(5, SHAPE)
+    b = generate(5, replace(SHAPE, artist_norm=SHAPE.artist_norm * 2))
+    assert a.users == b.users and a.artist_names == b.artist_names and a.genres == b.genres
+    np.testing.assert_array_equal(a.pop, b.pop)
+    assert not np.allclose(a.embeddings, b.embeddings)
+    c = generate(5, replace(SHAPE, interest_pop_exponent=1.0))
+    assert c.users != a.users and c.artist_names == a.artist_names
+    np.testing.assert_array_equal(c.embeddings, a.embeddings)
 
 
 def test_course_style_users_load_with_overrides(tmp_path):
