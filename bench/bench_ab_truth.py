@@ -17,19 +17,23 @@ on `SampleMean`/`CupedSample` summaries, `script.ab.plan`, `botify.experiments`'
    --epochs 2`, `recommend`): a weaker model than the demo's 400,000-session one, learned only from
    what the service logged. `--run DIR` takes a demo run's own (`DIR/train/recommendations_core.json`,
    `DIR/train/model`) instead.
-4. **Potential-outcome pools**: each arm (C, T1 = sorted_indexed, T2 = cooler_indexed, T3 = indexed,
-   T4 = session_core, with those lists and that model) runs simulated sessions in-process. C and
-   T1 run the same sessions: session i has the same user, first track and listener draws in both
-   (the simulator keys sessions by index) and per-user state ends with each session, so session
-   i's outcome in each is what that user would have had under it. C and T1 run `--pool`
-   sessions, T2 and T3 `--demo-pool`, T4 (about 0.5 ms a step in-process) `--t4-pool`. Each arm's
-   **true mean** is its user-level mean over its whole pool (the large in-process run). A
+4. **Pools**: each arm (C, T1 = sorted_indexed, T2 = cooler_indexed, T3 = indexed, T4 =
+   session_core, with those lists and that model) runs simulated sessions in-process, the
+   service's own classes on in-memory state: C `--pool` sessions, T1-T3 `--demo-pool`, T4 (about
+   0.5 ms a step in-process) `--t4-pool`. Sessions are keyed by their index, so session i has the
+   same user, first track and listener draws under every arm, and per-user state ends with each
+   session: a session's outcome under an arm is what that user would have had under it. Each
+   arm's **true mean** is its user-level mean over its whole pool (the large in-process run). A
    replicate draws its sessions from the pools at random, so replicates are nearly independent
    simulated experiments; the output says how much of a pool each one draws.
-5. **An arm with a known effect**: each session served by T1 with a fixed probability (a coin per
-   session), else by C; its outcome is T1's or C's outcome of that very session, and its true
-   effect is measured on the whole pool. `--mix auto` picks the probability that makes its effect
-   the MDE of `--planned-users` users an arm.
+5. **An arm with a known effect** (the mixed arm): StickyArtist whose every recommendation is
+   replaced, with a fixed probability (a coin per step, from the session's key), by the oracle's
+   (`sim.oracle`: the best next track for the hidden session), run on the very sessions of C's
+   pool; its true effect is measured on the whole pool against C's (the same sessions: a paired,
+   precise truth). `--mix auto` picks the probability that makes its effect the MDE of
+   `--planned-users` users an arm (from a one-week probe at 5 %). The oracle beats C on any
+   world, where the list arms' small CORE may not; mixing per step keeps every session a little
+   better rather than a few sessions much better (a heavy tail no 2,000-user test averages out).
 6. **7-day tests at the planned size**: the pools' first week (which no replicate draws) is the
    pilot. `plan` (the arithmetic of `python -m script.ab plan`) gives the users per arm that
    detect the mixed arm's true effect with 80 % power twice: from a pilot A/B week (the C users'
@@ -104,22 +108,64 @@ Z95 = 1.959964
 _WORLD: dict = {}  # set before the pool workers fork: world, population, lists, model
 
 
-def simulate(arm: str, sessions: int, key: int, log_dir: Path | None = None) -> dict:
-    """`sessions` sessions of the run `key` served by `arm`, in-process; per session (in index
-    order) its user, time and tracks as the service's log counts them (the first track too)."""
-    from sim.batch import BatchSimulator, run_key
+def service_policy(arm: str, log_dir: Path | None = None):
+    """The service's own classes in-process, every user routed to `arm`'s recommender."""
     from sim.transport import InProcess, ServicePolicy
 
     lists = {"core": _WORLD["lists"]} if ARMS[arm] != "sticky_artist" else None
     models = {"core": _WORLD["model"]} if ARMS[arm] == "session_core" else None
-    service = InProcess.build(
+    return ServicePolicy(InProcess.build(
         _WORLD["world"].catalog, ARMS[arm], lists=lists, models=models, log_dir=log_dir
-    )
-    result = BatchSimulator(_WORLD["population"], run_key(_WORLD["seed"], key)).run(
-        ServicePolicy(service), sessions
-    )
+    ))  # fmt: skip
+
+
+class OracleMix:
+    """The arm with a known effect: C's recommendations, each replaced with probability `share`
+    by the oracle's (the best next track for the hidden session, `sim.oracle`); a coin per step
+    from the session's key, so a session always gets the same coins. The oracle watches every
+    track of the session (it never repeats one) and answers only its share; StickyArtist is
+    stateless, so it answers the rest as if alone."""
+
+    def __init__(self, base, share: float):
+        self.base, self.share = base, share
+        self.sessions: dict = {}  # session index -> OracleSession
+
+    def step(self, sim, act: np.ndarray, end: np.ndarray) -> np.ndarray:
+        from sim.batch import Draws
+        from sim.oracle import OracleSession
+
+        for row in end.tolist():
+            self.sessions.pop(int(sim.index[row]), None)
+        out = np.asarray(self.base.step(sim, act, end), dtype=np.int64)
+        picked = Draws.uniform(sim.key[act], sim.steps[act], MIX_PURPOSE) < self.share
+        for j, row in enumerate(act.tolist()):
+            index = int(sim.index[row])
+            session = self.sessions.get(index)
+            if session is None:
+                session = self.sessions[index] = OracleSession(
+                    sim.pop, sim.user[row], sim.anchor[row], sim.played[row, 0]
+                )
+            elif sim.steps[row]:
+                session.observe(int(sim.last_track[row]))
+            if picked[j]:
+                out[j] = session.choose()
+        return out
+
+
+def simulate(
+    arm: str, sessions: int, key: int, log_dir: Path | None = None, share: float = 0.0
+) -> dict:
+    """`sessions` sessions of the run `key` served by `arm` (MIX: C with `share` of its
+    recommendations the oracle's), in-process; per session (in index order) its user, time and
+    tracks as the service's log counts them (the first track too)."""
+    from sim.batch import BatchSimulator, run_key
+
+    mixed = arm == "MIX"
+    policy = OracleMix(service_policy("C"), share) if mixed else service_policy(arm, log_dir)
+    run = BatchSimulator(_WORLD["population"], run_key(_WORLD["seed"], key))
+    result = run.run(policy, sessions)
     if log_dir is not None:
-        service.service.events.close()
+        policy.transport.service.events.close()
     result = result.in_order()
     return {
         "user": result.user.astype(np.int64),
@@ -128,10 +174,26 @@ def simulate(arm: str, sessions: int, key: int, log_dir: Path | None = None) -> 
     }
 
 
-def _pool_job(job: tuple[str, int, int]) -> tuple[str, int, dict, float]:
-    arm, sessions, key = job
+def _pool_job(job: tuple[str, int, int, float]) -> tuple[str, int, dict, float]:
+    arm, sessions, key, share = job
     started = time.perf_counter()
-    return arm, key, simulate(arm, sessions, key), time.perf_counter() - started
+    return arm, key, simulate(arm, sessions, key, share=share), time.perf_counter() - started
+
+
+def run_pools(jobs: list[tuple[str, int, int, float]], processes: int) -> dict[str, dict]:
+    """The jobs over forked workers (they share the warmed world); each arm's runs joined in key
+    order, whichever finished first, so a pool is the same every time."""
+    parts: dict[str, list[tuple[int, dict]]] = {}
+    context = multiprocessing.get_context("fork")
+    with context.Pool(processes) as workers:
+        for arm, key, pool, seconds in workers.imap_unordered(_pool_job, jobs):
+            parts.setdefault(arm, []).append((key, pool))
+            print(f"  pool {arm}: {len(pool['user']):,} sessions in {seconds:.0f} s", flush=True)
+    return {
+        arm: {k: np.concatenate([p[k] for _, p in sorted(runs, key=lambda r: r[0])])
+              for k in runs[0][1]}
+        for arm, runs in parts.items()
+    }  # fmt: skip
 
 
 def train_source(pre_logs: Path, work: Path, epochs: int) -> tuple[Path, Path]:
@@ -378,17 +440,6 @@ def day_replicate(r: int, rng) -> dict:
     return out
 
 
-def mixed_pool(pools: dict, share: float) -> dict:
-    """Each session served by T1 with probability `share` (a coin per session), else by C."""
-    from sim.batch import Draws
-
-    control, better = pools["C"], pools["T1"]
-    n = len(control["user"])
-    coin = Draws.uniform(Draws(_WORLD["seed"]).session_keys(np.arange(n)), 0, MIX_PURPOSE)
-    pick = coin < share
-    return {k: np.where(pick, better[k][:n], control[k]) for k in ("user", "time", "tracks")}
-
-
 # ------------------------------------------------------------------------------- the table
 def share_of(flags: list) -> Share:
     known = [f for f in flags if f is not None]
@@ -428,15 +479,16 @@ def main() -> int:
     parser.add_argument("--demo-replicates", type=int, default=1000, help="demo days")
     parser.add_argument("--pre-sessions", type=int, default=100_000)
     parser.add_argument("--epochs", type=int, default=2, help="the small CORE's epochs")
-    parser.add_argument("--pool", type=int, default=200_000, help="sessions of C and T1")
-    parser.add_argument("--demo-pool", type=int, default=40_000, help="sessions of T2 and T3")
+    parser.add_argument("--pool", type=int, default=200_000, help="sessions of C and the mixed arm")
+    parser.add_argument("--demo-pool", type=int, default=40_000, help="sessions of T1, T2 and T3")
     parser.add_argument("--t4-pool", type=int, default=12_000, help="sessions of T4")
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--day-sessions", type=int, default=2_000)
     parser.add_argument("--demo-day", type=int, default=4_000,
                         help="sessions of a demo day (the demo's is 20,000; T4 costs time)")  # fmt: skip
     parser.add_argument("--mix", default="auto",
-                        help="T1's share of the mixed arm's sessions (auto: its true effect is "
+                        help="the oracle's share of the mixed arm's recommendations (auto: its "
+                        "true effect is "
                         "the MDE of --planned-users)")  # fmt: skip
     parser.add_argument("--planned-users", type=int, default=1500,
                         help="users per arm the 7-day tests are planned to need (--mix auto)")  # fmt: skip
@@ -463,43 +515,37 @@ def main() -> int:
     print(f"world {ns.world}: {world.n_tracks:,} tracks, {n_users:,} users; seed {ns.seed}; "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)  # fmt: skip
 
-    with tempfile.TemporaryDirectory(prefix="bench-ab-truth-") as tmp:
-        work = Path(tmp)
-        print(f"pre-period: {ns.pre_sessions:,} sessions of C, logged", flush=True)
-        t0 = time.perf_counter()
-        pre_pool = simulate("C", ns.pre_sessions, PRE, log_dir=work / "logs")
-        timings["pre-period"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if ns.run is not None:
-            lists = ns.run / "train" / "recommendations_core.json"
-            model = ns.run / "train" / "model" / "item_embeddings.npz"
-            source = f"the demo run {ns.run}"
-        else:
-            lists, model = train_source(work / "logs", work / "train", ns.epochs)
-            source = f"a small CORE ({ns.epochs} epochs) trained on the pre-period's logs"
-        _WORLD.update(lists=lists, model=model)
-        timings["lists and model"] = time.perf_counter() - t0
-        print(f"lists and model: {source}", flush=True)
+    # the pre-period's logs and the small CORE live here until the last pool has run
+    scratch = tempfile.TemporaryDirectory(prefix="bench-ab-truth-")
+    work = Path(scratch.name)
+    print(f"pre-period: {ns.pre_sessions:,} sessions of C, logged", flush=True)
+    t0 = time.perf_counter()
+    pre_pool = simulate("C", ns.pre_sessions, PRE, log_dir=work / "logs")
+    timings["pre-period"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if ns.run is not None:
+        lists = ns.run / "train" / "recommendations_core.json"
+        model = ns.run / "train" / "model" / "item_embeddings.npz"
+        source = f"the demo run {ns.run}"
+    else:
+        lists, model = train_source(work / "logs", work / "train", ns.epochs)
+        source = f"a small CORE ({ns.epochs} epochs) trained on the pre-period's logs"
+    _WORLD.update(lists=lists, model=model)
+    timings["lists and model"] = time.perf_counter() - t0
+    print(f"lists and model: {source}", flush=True)
 
-        t0 = time.perf_counter()
-        # C and T1 share their sessions (the mixed arm needs both outcomes of each session); the
-        # demo days need no such pairing, so T4's pool is two runs of its own, one per process
-        half = ns.t4_pool // 2
-        jobs = [("T4", half, POOL + 1), ("T4", ns.t4_pool - half, POOL + 2), ("C", ns.pool, POOL),
-                ("T1", ns.pool, POOL), ("T2", ns.demo_pool, POOL), ("T3", ns.demo_pool, POOL)]  # fmt: skip
-        parts: dict[str, list[tuple[int, dict]]] = {}
-        context = multiprocessing.get_context("fork")  # the children share the warmed world
-        with context.Pool(ns.processes) as workers:
-            for arm, key, pool, seconds in workers.imap_unordered(_pool_job, jobs):
-                parts.setdefault(arm, []).append((key, pool))
-                print(f"  pool {arm}: {len(pool['user']):,} sessions in {seconds:.0f} s",
-                      flush=True)  # fmt: skip
-        pools = {  # the runs in key order, whichever finished first: the same pool every time
-            arm: {k: np.concatenate([p[k] for _, p in sorted(runs, key=lambda r: r[0])])
-                  for k in runs[0][1]}
-            for arm, runs in parts.items()
-        }  # fmt: skip
-        timings["pools"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # C and the mixed arm run the same sessions (two runs each, one per process); the demo
+    # days need no such pairing, so each other arm runs on its own
+    half, t4_half = ns.pool // 2, ns.t4_pool // 2
+    pools = run_pools(
+        [("T4", t4_half, POOL + 1, 0.0), ("T4", ns.t4_pool - t4_half, POOL + 2, 0.0),
+         ("C", half, POOL, 0.0), ("C", ns.pool - half, POOL + 3, 0.0),
+         ("T1", ns.demo_pool, POOL, 0.0), ("T2", ns.demo_pool, POOL, 0.0),
+         ("T3", ns.demo_pool, POOL, 0.0)],
+        ns.processes,
+    )  # fmt: skip
+    timings["pools"] = time.perf_counter() - t0
 
     pre = {}
     for metric in ("time", "tracks"):
@@ -512,17 +558,27 @@ def main() -> int:
         for name in ARMS:
             truths[name][metric] = relative_truth(truth(pools[name], metric, n_users), control)
     alone, _ = pilot_week(ns, pools["C"], pools["C"], pre["time"], n_users)
-    if ns.mix == "auto":  # T1's share that makes the mixed arm's effect the MDE at that size
+    t0 = time.perf_counter()
+    if ns.mix == "auto":  # the oracle's share that makes the mixed arm's effect the MDE there
         target = plan(alone, users_per_arm=ns.planned_users, alpha=ns.alpha, arms=2).mde
-        mix_share = round(min(1.0, target / max(truths["T1"]["time"][0], 1e-9)), 3)
+        probe = simulate("MIX", ns.day_sessions * ns.days, POOL, share=0.05)
+        per_share = relative_truth(truth(probe, "time", n_users),
+                                   truth(pools["C"], "time", n_users))[0] / 0.05  # fmt: skip
+        mix_share = round(min(1.0, target / max(per_share, 1e-9)), 4)
     else:
         mix_share = float(ns.mix)
-    mix = mixed_pool(pools, mix_share)
+    half = ns.pool // 2
+    mix = run_pools(
+        [("MIX", half, POOL, mix_share), ("MIX", ns.pool - half, POOL + 3, mix_share)],
+        ns.processes,
+    )["MIX"]
+    timings["mixed arm"] = time.perf_counter() - t0
+    scratch.cleanup()
     mix_truth = relative_truth(truth(mix, "time", n_users), truth(pools["C"], "time", n_users))
     print("true effects on mean_time_per_session (whole pools): " + ", ".join(
         f"{n} {100 * truths[n]['time'][0]:+.2f} % (+- {100 * truths[n]['time'][1]:.2f})"
-        for n in list(ARMS)[1:]) + f"; the mixed arm ({100 * mix_share:.1f} % of its sessions "
-        f"T1's) {100 * mix_truth[0]:+.2f} % (+- {100 * mix_truth[1]:.2f})", flush=True)  # fmt: skip
+        for n in list(ARMS)[1:]) + f"; the mixed arm ({100 * mix_share:.2f} % of its recommendations "
+        f"the oracle's) {100 * mix_truth[0]:+.2f} % (+- {100 * mix_truth[1]:.2f})", flush=True)  # fmt: skip
 
     # the plans: a pilot A/B week (both arms' variances) and the control alone (equal variances)
     alone, pilot_ab = pilot_week(ns, pools["C"], mix, pre["time"], n_users)
@@ -640,7 +696,7 @@ def main() -> int:
     print(
         f"\n{ns.replicates:,} 7-day tests per plan ({ns.day_sessions:,} sessions a day; users "
         f"per arm at day {ns.days}: {users:,.0f} on average, planned {n_arm:,}; each test draws "
-        f"{100 * week * coverage / len(_STATE['candidates']):.1f} % of the C and T1 pools); "
+        f"{100 * week * coverage / len(_STATE['candidates']):.1f} % of the C and mixed pools); "
         f"{ns.demo_replicates:,} demo days of {ns.demo_day:,} sessions (each draws of the arms' "
         f"pools: {demo_share}). Lists and model: {source}. CUPED's covariate: each user's "
         f"mean over {ns.pre_sessions:,} pre-period sessions (correlation with a week's "
