@@ -99,19 +99,20 @@ def test_cuped_off_and_no_pre_period(dataset, tmp_path):
 
 
 def test_the_sequential_view_says_where_each_arm_would_have_stopped(dataset, tmp_path):
-    data = report(dataset, tmp_path, "--sequential", "--looks", "4")
+    data = report(dataset, tmp_path, "--sequential", "--looks", "12")
     info = data["sequential"]
-    assert len(info["looks"]) == 4 and info["tuning"] == 5000
+    assert len(info["looks"]) == 12 and info["tuning"] == 5000
     assert all(e["sequential"] for e in data["effects"])
     stop = info["stops"]["T1"]
-    assert stop is not None and stop["direction"] == "up"
+    assert stop is not None and stop["direction"] == "up" and stop["look"] > 1  # seen: 3
     assert effect_of(data, "T1")["stop_look"] == stop["look"]
+    for arm in ("T2", "T3", "T4"):  # no effect: never stopped
+        assert info["stops"][arm] is None and effect_of(data, arm)["stop_look"] is None
     # the stop is the first look whose always-valid interval excludes 0: the report of the
     # window up to that look says significant, the look before (if any) does not
     looks = {look["look"]: look for look in info["looks"]}
     assert looks[stop["look"]]["effects"]["T1"]["significant"]
-    if stop["look"] > 1:
-        assert not looks[stop["look"] - 1]["effects"]["T1"]["significant"]
+    assert not looks[stop["look"] - 1]["effects"]["T1"]["significant"]
     until = looks[stop["look"]]["until_ms"]
     again = report(dataset, tmp_path / "again", "--sequential", "--until", str(until))
     assert effect_of(again, "T1")["significant"]
