@@ -205,10 +205,12 @@ class Arm(msgspec.Struct):
     name: str
     recommender: str
     params: dict[str, Any]
+    weight: float  # relative share of the covered users (botify.experiments)
 
 
 class Experiment(msgspec.Struct):
     name: str
+    coverage: float  # share of users in the experiment
     arms: list[Arm]
 
 

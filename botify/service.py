@@ -133,7 +133,9 @@ class Service:
         clock = time.perf_counter
         started = clock()
         arms = [self.experiments.assign(step.user) for step in steps]
-        routed = [self.recommenders[a[self.route]] for a in arms]
+        # a user outside the routing experiment's coverage logs no arm of it and gets its control
+        default = self.experiments.default_arm
+        routed = [self.recommenders[a.get(self.route, default)] for a in arms]
         step_ops = [
             (r.ops(s) if s.message == "next" else r.end_ops(s))
             for r, s in zip(routed, steps, strict=True)

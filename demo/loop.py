@@ -207,9 +207,12 @@ class Loop:
             last = day == windows[-1][0]
             out = self.run_dir / "report" if last else self.run_dir / "reports" / f"day{day}"
             ceiling = self.run_dir / f"ceiling-day{day}.json"
+            # CUPED on everything before the first A/B day (untreated by AB), the sequential view
             self.runner.run(f"report-day{day}", args(
                 "-m", "script.ab", "--data", events, "--experiment", ab["experiment"],
                 "--out", out, "--alpha", ab["alpha"], "--since", since, "--until", until,
+                "--experiments", self.config["stack"]["experiments"],
+                "--pre-until", windows[0][1], "--sequential",
                 *(["--ceiling", ceiling] if ceiling.exists() else [])))  # fmt: skip
             reports.append(out)
         if len(reports) > 1:  # each arm's metric per day, with intervals

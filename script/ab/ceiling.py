@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from script.ab.compare import Effect
 from script.ab.errors import ReportError
 from script.ab.metrics import METRICS, users_from_sessions
-from script.ab.stats import Effect, SampleMean
+from script.ab.stats import SampleMean
 
 REFERENCES = ("random", "oracle")
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from botify.event_schema import EXPERIMENT_PREFIX
+from script.ab.cuped import CupedSample
 from script.ab.errors import ReportError
 from script.ab.stats import SampleMean
 
@@ -39,6 +40,28 @@ def known_experiments(data: Path) -> list[str]:
     )
 
 
+def _open(data: Path) -> ds.Dataset:
+    if not data.exists():
+        raise ReportError(f"no dataset at {data}")
+    try:
+        dataset = ds.dataset(data, format="parquet")
+    except (OSError, ValueError) as error:
+        raise ReportError(f"cannot read {data} as Parquet: {error}") from error
+    if dataset.count_rows() == 0:
+        raise ReportError(f"the dataset at {data} has no events")
+    return dataset
+
+
+def _window(since_ms: int | None, until_ms: int | None):
+    window = None
+    if since_ms is not None:
+        window = ds.field("timestamp") >= since_ms
+    if until_ms is not None:
+        upper = ds.field("timestamp") < until_ms
+        window = upper if window is None else window & upper
+    return window
+
+
 def load_events(
     data: Path, experiment: str, since_ms: int | None = None, until_ms: int | None = None
 ) -> pd.DataFrame:
@@ -48,14 +71,7 @@ def load_events(
     of a dataset that holds several). A dataset exported before events logged ``fallback`` reads
     as if every event had logged it false.
     """
-    if not data.exists():
-        raise ReportError(f"no dataset at {data}")
-    try:
-        dataset = ds.dataset(data, format="parquet")
-    except (OSError, ValueError) as error:
-        raise ReportError(f"cannot read {data} as Parquet: {error}") from error
-    if dataset.count_rows() == 0:
-        raise ReportError(f"the dataset at {data} has no events")
+    dataset = _open(data)
     experiments = known_experiments(data)
     if experiment not in experiments:
         listed = ", ".join(experiments) or "none"
@@ -64,12 +80,7 @@ def load_events(
     has_fallback = "fallback" in dataset.schema.names
     if has_fallback:
         columns.append("fallback")
-    window = None
-    if since_ms is not None:
-        window = ds.field("timestamp") >= since_ms
-    if until_ms is not None:
-        upper = ds.field("timestamp") < until_ms
-        window = upper if window is None else window & upper
+    window = _window(since_ms, until_ms)
     table = dataset.to_table(columns=columns, filter=window)
     events = table.to_pandas().rename(columns={EXPERIMENT_PREFIX + experiment: "arm"})
     events["fallback"] = events["fallback"].fillna(False).astype(bool) if has_fallback else False
@@ -78,6 +89,21 @@ def load_events(
         within = "" if window is None else " in the selected time window"
         raise ReportError(f"no event{within} logged an arm of experiment {experiment!r}")
     return events
+
+
+def activity_metrics(
+    data: Path, until_ms: int | None = None, since_ms: int | None = None
+) -> pd.DataFrame:
+    """Each user's metrics over every event in ``[since_ms, until_ms)``, whatever experiment it
+    logged (before the report's ``--since``: CUPED's covariate). One row per user with a finished
+    session there."""
+    columns = ["message", "timestamp", "user", "time", "latency"]
+    table = _open(data).to_table(columns=columns, filter=_window(since_ms, until_ms))
+    events = table.to_pandas()
+    events["arm"] = "pre"
+    if events.empty:
+        return pd.DataFrame(columns=["user", *METRICS])
+    return user_metrics(events).drop(columns="arm")
 
 
 def _with_means(frame: pd.DataFrame) -> pd.DataFrame:
@@ -158,6 +184,23 @@ def summarize(metrics: pd.DataFrame, names: tuple[str, ...] = METRICS) -> dict:
             name: SampleMean.of(part[name].to_numpy(float)) for name in names if name in part
         }
         for arm, part in metrics.groupby("arm", sort=True)
+    }
+
+
+def summarize_cuped(
+    metrics: pd.DataFrame, pre: pd.DataFrame, names: tuple[str, ...] = METRICS
+) -> dict:
+    """Per arm and metric, CUPED's summary: the metric, the same metric in the pre-period
+    (``pre``: one row per user; a user missing there counts 0, as gbstats) and their products:
+    ``{arm: {metric: CupedSample}}``."""
+    joined = metrics.merge(pre, on="user", how="left", suffixes=("", "_pre"))
+    return {
+        str(arm): {
+            name: CupedSample.of(part[name].to_numpy(float), part[f"{name}_pre"].to_numpy(float))
+            for name in names
+            if name in part and f"{name}_pre" in part
+        }
+        for arm, part in joined.groupby("arm", sort=True)
     }
 
 

@@ -1,17 +1,19 @@
 """Statistics from summaries: each arm's metric reduced to n, sum and sum of squares.
 
-As in GrowthBook's gbstats, the tests never see the users' values, only `SampleMean` summaries,
-which add up (`a + b`) across chunks of users: a report can be computed per partition of the
-users and merged, and `report.json` records the summaries so others can do the same.
+As in GrowthBook's gbstats, the tests never see the users' values, only `SampleMean` summaries
+(and, with CUPED, `script.ab.cuped.CupedSample`), which add up (`a + b`) across chunks of users:
+a report can be computed per partition of the users and merged, and `report.json` records the
+summaries so others can do the same.
 
-- `Settings`: the significance level and the sample-ratio threshold, checked on construction.
+- `Settings`: alpha, the sample-ratio threshold, the sequential mode and its tuning parameter,
+  the power an MDE is stated at; checked on construction.
 - `WelchTest`: difference of means treatment - control, Welch's t (unequal variances): the
   interval is ``t.ppf(1 - alpha/2, welch_dof) * sqrt(s2_c/n_c + s2_t/n_t)``, as the course
   computed it (and statsmodels' ``CompareMeans.tconfint_diff(usevar="unequal")``).
-- `holm`: Holm's step-down correction over many p-values.
-- `SampleRatioTest`: chi-square of users per arm against an equal split.
-- `compare`: one arm against control on one metric -> an `Effect`, with a status code and a
-  message instead of numbers where the comparison cannot be made.
+- `holm`: Holm's step-down correction over many p-values (statsmodels' ``multipletests``).
+- `SampleRatioTest`: chi-square of users per arm against the configured weights (equal by default).
+
+One arm against control on one metric, with CUPED and always-valid intervals: `script.ab.compare`.
 """
 
 from __future__ import annotations
@@ -31,12 +33,17 @@ _ROUNDING = 1e-12
 class Settings:
     alpha: float = 0.05  # two-sided significance level of every interval and test
     srm_threshold: float = 0.001  # sample-ratio p-value below which the split is distrusted
+    sequential: bool = False  # always-valid intervals (a confidence sequence) instead of t
+    tuning: float = 5000  # the sequence's N*: total users where it is narrowest (gbstats' default)
+    power: float = 0.8  # the power each metric's minimum detectable effect is stated at
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "srm_threshold"):
+        for name in ("alpha", "srm_threshold", "power"):
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if not (math.isfinite(self.tuning) and self.tuning > 0):
+            raise ValueError(f"tuning must be a positive number of users, got {self.tuning}")
 
 
 DEFAULT_SETTINGS = Settings()
@@ -124,24 +131,13 @@ class WelchTest:
 
 
 def holm(p_values: Sequence[float], alpha: float) -> tuple[list[float], list[bool]]:
-    """Holm's step-down adjusted p-values and rejections (as statsmodels' multipletests)."""
-    p = np.asarray(p_values, dtype=float)
-    m = len(p)
-    if m == 0:
+    """Holm's step-down adjusted p-values and rejections: statsmodels' ``multipletests``."""
+    if len(p_values) == 0:
         return [], []
-    order = np.argsort(p)
-    factors = np.arange(m, 0, -1)
-    sorted_p = p[order]
-    # reject the k smallest while p_(i) <= alpha / (m - i); stop at the first that is not
-    not_rejected = sorted_p > alpha / factors
-    first_kept = np.flatnonzero(not_rejected)
-    reject_sorted = np.ones(m, dtype=bool)
-    if first_kept.size:
-        reject_sorted[first_kept[0] :] = False
-    adjusted_sorted = np.minimum(np.maximum.accumulate(sorted_p * factors), 1.0)
-    adjusted, reject = np.empty(m), np.empty(m, dtype=bool)
-    adjusted[order], reject[order] = adjusted_sorted, reject_sorted
-    return adjusted.tolist(), reject.tolist()
+    from statsmodels.stats.multitest import multipletests  # 3 s to import: only when needed
+
+    reject, adjusted, _, _ = multipletests(np.asarray(p_values, dtype=float), alpha, "holm")
+    return [float(p) for p in adjusted], [bool(r) for r in reject]
 
 
 @dataclass
@@ -153,16 +149,37 @@ class SampleRatio:
 
 
 class SampleRatioTest:
-    """Chi-square of users per arm against an equal split, the split the salted hash promises."""
+    """Chi-square of users per arm against the split the assignment promises: the configured
+    weights (`botify.experiments`), an equal split when none are given."""
 
-    def __init__(self, users: Mapping[str, int], settings: Settings = DEFAULT_SETTINGS):
+    def __init__(
+        self,
+        users: Mapping[str, int],
+        settings: Settings = DEFAULT_SETTINGS,
+        weights: Mapping[str, float] | None = None,
+    ):
         self.users, self.settings = dict(users), settings
+        self.weights = dict(weights) if weights is not None else None
+
+    @property
+    def expected_shares(self) -> dict[str, float]:
+        """Each arm's expected share of the users seen (arms seen only; renormalised)."""
+        if self.weights is None:
+            return {arm: 1 / len(self.users) for arm in self.users}
+        total = sum(self.weights.get(arm, 0.0) for arm in self.users)
+        return {arm: self.weights.get(arm, 0.0) / total for arm in self.users}
 
     @property
     def _chisquare(self) -> tuple[float, float]:
         if len(self.users) < 2:
             return 0.0, 1.0
-        chi2, p_value = stats.chisquare(list(self.users.values()))
+        if self.weights is not None and any(arm not in self.weights for arm in self.users):
+            return math.inf, 0.0  # users in an arm the config does not have: not the split
+        observed = np.array(list(self.users.values()), dtype=float)
+        expected = observed.sum() * np.array(list(self.expected_shares.values()))
+        if (expected == 0).any():
+            return math.inf, 0.0  # users where the config's weight is 0
+        chi2, p_value = stats.chisquare(observed, expected)
         return float(chi2), float(p_value)
 
     @property
@@ -172,103 +189,3 @@ class SampleRatioTest:
     def result(self) -> SampleRatio:
         chi2, p_value = self._chisquare
         return SampleRatio(self.users, chi2, p_value, p_value < self.settings.srm_threshold)
-
-
-# Status codes of a comparison that gives no (or not every) number.
-TOO_FEW_USERS = "too_few_users"
-NOT_FINITE = "not_finite"
-NO_VARIANCE = "no_variance"
-ZERO_CONTROL_MEAN = "zero_control_mean"
-MISSING_METRIC = "missing_metric"
-
-
-@dataclass
-class Effect:
-    arm: str
-    metric: str
-    control_users: int
-    treatment_users: int
-    control_mean: float | None = None
-    treatment_mean: float | None = None
-    diff: float | None = None
-    diff_lower: float | None = None
-    diff_upper: float | None = None
-    effect_pct: float | None = None
-    lower_pct: float | None = None
-    upper_pct: float | None = None
-    p_value: float | None = None
-    significant: bool | None = None
-    p_holm: float | None = None
-    significant_holm: bool | None = None
-    status: str = "ok"
-    message: str = ""
-
-
-def compare(
-    metric: str,
-    arm: str,
-    control: SampleMean | None,
-    treatment: SampleMean | None,
-    settings: Settings = DEFAULT_SETTINGS,
-) -> Effect:
-    """One arm against control on one metric (None: the metric is not in that arm's data)."""
-    if control is None or treatment is None:
-        effect = Effect(arm, metric, control.n if control else 0, treatment.n if treatment else 0)
-        effect.status, effect.message = MISSING_METRIC, f"no values of {metric!r} in both arms"
-        return effect
-    effect = Effect(arm, metric, control_users=control.n, treatment_users=treatment.n)
-    if control.n < 2 or treatment.n < 2:
-        effect.status = TOO_FEW_USERS
-        effect.message = (
-            f"needs at least 2 users with a finished session in each arm "
-            f"(control {control.n}, {arm} {treatment.n})"
-        )
-        return effect
-    if not (control.finite and treatment.finite):
-        effect.status = NOT_FINITE
-        effect.message = f"{metric} has non-finite values (NaN or infinity): no numbers"
-        return effect
-    test = WelchTest(control, treatment, settings)
-    effect.control_mean, effect.treatment_mean = control.mean, treatment.mean
-    effect.diff = test.diff
-    if control.variance == 0 and treatment.variance == 0:
-        effect.status = NO_VARIANCE
-        effect.message = "every user has the same value in both arms: no interval"
-        return effect
-    effect.diff_lower, effect.diff_upper = test.confidence_interval
-    effect.p_value = test.p_value
-    effect.significant = effect.diff_lower > 0 or effect.diff_upper < 0
-    if effect.control_mean == 0:
-        effect.status = ZERO_CONTROL_MEAN
-        effect.message = "control mean is 0: no effect in %"
-        return effect
-    scale = 100 / effect.control_mean
-    effect.effect_pct = effect.diff * scale
-    effect.lower_pct, effect.upper_pct = sorted(
-        (effect.diff_lower * scale, effect.diff_upper * scale)
-    )
-    return effect
-
-
-def compare_arms(
-    summaries: Mapping[str, Mapping[str, SampleMean]],
-    control: str,
-    metrics: Sequence[str],
-    settings: Settings = DEFAULT_SETTINGS,
-) -> list[Effect]:
-    """Every arm against control on every metric, Holm-corrected over the computed p-values.
-
-    ``summaries`` is ``{arm: {metric: SampleMean}}``; arms in sorted order, control left out.
-    """
-    empty = {metric: SampleMean() for metric in metrics}  # an arm nobody finished a session in
-    base = summaries.get(control, empty)
-    effects = [
-        compare(metric, arm, base.get(metric), summaries[arm].get(metric), settings)
-        for arm in sorted(set(summaries) - {control})
-        for metric in metrics
-    ]
-    tested = [(e, e.p_value) for e in effects if e.p_value is not None]
-    adjusted, reject = holm([p for _, p in tested], settings.alpha)
-    for (e, _), p, r in zip(tested, adjusted, reject, strict=True):
-        e.p_holm, e.significant_holm = p, r
-    return effects
