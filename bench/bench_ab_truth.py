@@ -86,11 +86,11 @@ sys.path.insert(0, str(ROOT))
 from benchlib import ensure_world  # noqa: E402
 
 from botify.experiments import Arm, Experiment  # noqa: E402
+from measure.stats import SampleMean, Settings  # noqa: E402
 from script.ab import estimate as est  # noqa: E402
 from script.ab.compare import Effect, compare  # noqa: E402
 from script.ab.cuped import CupedSample  # noqa: E402
 from script.ab.plan import pilot_from_metrics, plan  # noqa: E402
-from script.ab.stats import SampleMean, Settings  # noqa: E402
 
 METRIC = "mean_time_per_session"
 ARMS = {  # the demo's arms (config/experiments.yml)

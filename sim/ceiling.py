@@ -49,7 +49,7 @@ def run(population: Population, seed: int, processes: int, sessions: int, day: i
 def ceiling(results: dict[str, SessionResults]) -> dict:
     """The report's ceiling file (`script.ab.ceiling_from_sessions`), a session counted as the
     service's log has it: the first track's event (time 1.0) plus one per recommended track."""
-    from script.ab import ceiling_from_sessions
+    from measure.ceiling import ceiling_from_sessions
 
     found = ceiling_from_sessions({a: r.as_logged() for a, r in results.items()})
     # Only the per-session metrics compare with a day's arms: a user's total time and session

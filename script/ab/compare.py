@@ -18,10 +18,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from measure.stats import DEFAULT_SETTINGS, SampleMean, Settings, holm
 from script.ab import estimate as est
 from script.ab import power
 from script.ab.cuped import CupedSample
-from script.ab.stats import DEFAULT_SETTINGS, SampleMean, Settings, holm
 
 Summary = SampleMean | CupedSample
 

@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 
 from botify.experiments import Experiments
+from measure.metrics import LOWER_IS_BETTER, METRICS
 from script.ab.errors import ReportError
-from script.ab.metrics import LOWER_IS_BETTER, METRICS
 
 DEFAULT_DECISION = "mean_time_per_session"
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from script.ab.stats import SampleMean
+from measure.stats import SampleMean
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 from scipy import special
 
+from measure.stats import SampleMean
 from script.ab import sequential as seq
 from script.ab.cuped import CupedSample, theta
-from script.ab.stats import SampleMean
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The course notebook's user metrics, computed as the notebook does (row by row, `iterrows`).
 
-Not used by the report: `script.ab.metrics.user_metrics` is the vectorized computation. This is
+Not used by the report: `measure.metrics.user_metrics` is the vectorized computation. This is
 the independent reference it is tested against (tests/script/test_ab.py) and the peer
 bench/bench_export.py times it against.
 """
@@ -11,7 +11,7 @@ from collections import namedtuple
 
 import pandas as pd
 
-from script.ab.metrics import METRICS
+from measure.metrics import METRICS
 
 
 def notebook_user_metrics(data: pd.DataFrame) -> pd.DataFrame:

@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from measure.metrics import METRICS, user_metrics
 from script.ab import power as pw
 from script.ab.errors import ReportError
-from script.ab.metrics import METRICS, activity_metrics, load_events, user_metrics
+from script.ab.metrics import activity_metrics, load_events
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def pilot_from_simulator(
     """The pilot from the simulator: ``sessions`` sessions of the world's users served
     in-process by ``recommender`` (catalog-only); ``pre_sessions`` more, earlier, under the
     same recommender make the pre-period (as the demo's day 1)."""
-    from script.ab.metrics import users_from_sessions
+    from measure.metrics import users_from_sessions
     from sim.batch import BatchSimulator, run_key
     from sim.transport import InProcess, ServicePolicy
     from sim.user_model import Population

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from measure.metrics import LOWER_IS_BETTER, METRICS
 from script.ab.ceiling import CeilingResult
 from script.ab.compare import Effect
 from script.ab.guardrails import GuardrailResult
-from script.ab.metrics import LOWER_IS_BETTER, METRICS, FallbackRate
+from script.ab.metrics import FallbackRate
 from script.ab.report import Report, SequentialInfo
 
 

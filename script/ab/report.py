@@ -26,6 +26,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from measure.metrics import METRICS, summarize, user_metrics
+from measure.stats import (
+    DEFAULT_SETTINGS,
+    SampleMean,
+    SampleRatio,
+    SampleRatioTest,
+    Settings,
+)
 from script.ab.ceiling import Ceiling, CeilingResult, against_ceiling
 from script.ab.compare import Effect, compare, compare_arms
 from script.ab.config import Analysis
@@ -33,23 +41,13 @@ from script.ab.cuped import CupedSample
 from script.ab.errors import ReportError
 from script.ab.guardrails import GuardrailResult, check_all
 from script.ab.metrics import (
-    METRICS,
     FallbackRate,
     activity_metrics,
     fallback_rates,
     load_events,
-    summarize,
     summarize_cuped,
-    user_metrics,
 )
 from script.ab.sequential import DEFAULT_TUNING
-from script.ab.stats import (
-    DEFAULT_SETTINGS,
-    SampleMean,
-    SampleRatio,
-    SampleRatioTest,
-    Settings,
-)
 
 CUPED_MODES = ("auto", "on", "off")
 

@@ -18,6 +18,7 @@ from scipy import stats as scipy_stats
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
+from measure.stats import SampleMean, SampleRatioTest, Settings
 from script.ab import compare as cmp
 from script.ab import estimate as est
 from script.ab import power, sequential
@@ -25,7 +26,6 @@ from script.ab.config import Guardrail, load_analysis
 from script.ab.cuped import CupedSample, theta
 from script.ab.errors import ReportError
 from script.ab.guardrails import FAIL, NO_VERDICT, PASS, check
-from script.ab.stats import SampleMean, SampleRatioTest, Settings
 
 REPO_CONFIG = "config/experiments.yml"
 

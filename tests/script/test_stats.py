@@ -11,10 +11,10 @@ from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
+from measure import stats
+from measure.stats import SampleMean, Settings, WelchTest
 from script import ab
 from script.ab import compare as cmp
-from script.ab import stats
-from script.ab.stats import SampleMean, Settings, WelchTest
 from sim.calibrate import effect as calibration_effect
 
 values = st.lists(st.floats(-1e3, 1e3, allow_subnormal=False), min_size=2, max_size=60)

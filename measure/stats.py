@@ -1,9 +1,10 @@
-"""Statistics from summaries: each arm's metric reduced to n, sum and sum of squares.
+"""Statistics from summaries: each group's metric reduced to n, sum and sum of squares.
 
 As in GrowthBook's gbstats, the tests never see the users' values, only `SampleMean` summaries
 (and, with CUPED, `script.ab.cuped.CupedSample`), which add up (`a + b`) across chunks of users:
 a report can be computed per partition of the users and merged, and `report.json` records the
-summaries so others can do the same.
+summaries so others can do the same. The A/B report (`script.ab`) and the simulator's
+calibration (`sim.calibrate`) compare with the same tests.
 
 - `Settings`: alpha, the sample-ratio threshold, the sequential mode and its tuning parameter,
   the power an MDE is stated at; checked on construction.
