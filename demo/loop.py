@@ -24,7 +24,7 @@ from botify.experiments import Experiments
 from demo.settings import DEFAULT_CONFIG, OVERRIDES, ROOT, load_config
 from demo.steps import Runner, Stack, StepFailed
 from ops.redis_server import RedisServer
-from sim.course import SEED_DATASET
+from sim.course import SEED_AB, SEED_DATASET
 
 
 def versions() -> dict[str, str]:
@@ -202,17 +202,23 @@ class Loop:
         effects beside ours."""
         ab = self.config["ab"]
         events = self.export("all")
+        reference = self.run_dir / "seed-effects.json"
+        reference.write_text(json.dumps({"label": "seed", "metric": "mean_time_per_session",
+                                         "effects": SEED_AB}))  # fmt: skip
         reports = []
         for day, since, until in windows:
             last = day == windows[-1][0]
             out = self.run_dir / "report" if last else self.run_dir / "reports" / f"day{day}"
             ceiling = self.run_dir / f"ceiling-day{day}.json"
-            # CUPED on everything before the first A/B day (untreated by AB), the sequential view
+            # CUPED on everything before the first A/B day (untreated by AB); fixed-horizon
+            # intervals for the day's decision (and the seed's effects beside them, whose
+            # intervals were fixed-horizon too), and the sequential view of where each arm
+            # would have stopped
             self.runner.run(f"report-day{day}", args(
                 "-m", "script.ab", "--data", events, "--experiment", ab["experiment"],
                 "--out", out, "--alpha", ab["alpha"], "--since", since, "--until", until,
                 "--experiments", self.config["stack"]["experiments"],
-                "--pre-until", windows[0][1], "--sequential",
+                "--pre-until", windows[0][1], "--sequential-view", "--reference", reference,
                 *(["--ceiling", ceiling] if ceiling.exists() else [])))  # fmt: skip
             reports.append(out)
         if len(reports) > 1:  # each arm's metric per day, with intervals

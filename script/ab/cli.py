@@ -113,6 +113,12 @@ def cli() -> None:
     "fixed-horizon ones",
 )
 @click.option(
+    "--sequential-view",
+    is_flag=True,
+    help="the sequential view (where each arm would have stopped, always-valid intervals at "
+    "--looks looks) beside fixed-horizon tables",
+)
+@click.option(
     "--looks",
     type=click.IntRange(min=1),
     default=10,
@@ -131,19 +137,29 @@ def cli() -> None:
 @click.option(
     "--power", type=OPEN_UNIT, default=0.8, show_default=True, help="power the MDE is stated at"
 )
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help='effects measured elsewhere, shown beside ours (JSON {"label": "seed", "metric": '
+    '"mean_time_per_session", "effects": {"T1": 40.6}}; script/ab/reference.py)',
+)
 def report_cmd(
     data, experiment, out, alpha, control, since, until, ceiling, config, cuped, pre_since,
-    pre_until, sequential, looks, tuning, power,
+    pre_until, sequential, sequential_view, looks, tuning, power, reference,
 ) -> None:  # fmt: skip
     """The A/B report: effects with intervals, CUPED, the sequential view, guardrails, SRM."""
     from script.ab.ceiling import load_ceiling
     from script.ab.config import load_analysis
+    from script.ab.reference import load_reference
     from script.ab.render import (
         ceiling_table,
         cuped_table,
         fallback_table,
         guardrail_table,
         method_lines,
+        reference_table,
         render_table,
         sequential_table,
         text_table,
@@ -156,8 +172,9 @@ def report_cmd(
     report = build_report(
         data, experiment, control, alpha, since, until, loaded,
         analysis=analysis, cuped=cuped, pre_since_ms=pre_since, pre_until_ms=pre_until,
-        sequential=sequential,
+        sequential=sequential, sequential_view=sequential_view,
         looks=looks, tuning=tuning, power=power,
+        reference=load_reference(reference) if reference is not None else None,
     )  # fmt: skip
     paths = write_report(report, out)
     click.echo(
@@ -167,6 +184,9 @@ def report_cmd(
     for line in method_lines(report):
         click.echo(line)
     click.echo(text_table(render_table(report.effects)))
+    if report.reference is not None:
+        label = report.reference_label or "reference"
+        click.echo("\n" + text_table(reference_table(report.reference, label)))
     if report.guardrails:
         click.echo("\n" + text_table(guardrail_table(report.guardrails)))
     if report.cuped is not None and report.cuped.enabled:

@@ -19,6 +19,7 @@ from script.ab.ceiling import CeilingResult
 from script.ab.compare import Effect
 from script.ab.guardrails import GuardrailResult
 from script.ab.metrics import FallbackRate
+from script.ab.reference import ReferenceRow
 from script.ab.report import Report, SequentialInfo
 
 
@@ -144,6 +145,20 @@ def fallback_table(rates: dict[str, FallbackRate]) -> list[list[str]]:
         share = "-" if r.rate is None else f"{100 * r.rate:.2f} %"
         rows.append([arm, f"{r.next_events:,}", f"{r.fallback_events:,}", share])
     return rows
+
+
+def reference_table(rows: list[ReferenceRow], label: str) -> list[list[str]]:
+    """Per arm: our effect and interval, the reference's point, and whether it lies inside."""
+    out = [["arm", "metric", "ours", label, f"{label} inside our interval"]]
+    for r in rows:
+        ours = (
+            "n/a"
+            if r.effect_pct is None
+            else f"{r.effect_pct:+.1f} % [{r.lower_pct:+.1f}, {r.upper_pct:+.1f}]"
+        )
+        verdict = {True: "yes", False: "no", None: "n/a"}[r.inside]
+        out.append([r.arm, r.metric, ours, f"{r.reference_pct:+.1f} %", verdict])
+    return out
 
 
 def ceiling_table(ceiling: CeilingResult, control: str) -> list[list[str]]:
@@ -375,11 +390,18 @@ def method_lines(report: Report) -> list[str]:
         lines.append(f"- CUPED: {cuped.reason}")
     if report.sequential is not None:
         info = report.sequential
+        always = any(e.sequential for e in report.effects)
         lines.append(
-            f"- sequential view: on. Intervals and p-values are always-valid (gbstats' "
-            f"confidence sequence, tuning parameter N* = {info.tuning:g} users in a pair of "
-            f"arms), valid however often they are looked at; recomputed at {len(info.looks)} "
-            "equally spaced looks over the window"
+            f"- sequential view: on. {'Intervals and p-values are' if always else 'The looks use'}"
+            f" always-valid intervals (gbstats' confidence sequence, tuning parameter N* = "
+            f"{info.tuning:g} users in a pair of arms), valid however often they are looked at; "
+            f"recomputed at {len(info.looks)} equally spaced looks over the window"
+            + (
+                ""
+                if always
+                else "; the tables' intervals are fixed-horizon, for the one look "
+                "at the end of the window"
+            )
         )
     else:
         lines.append("- sequential view: off (fixed-horizon intervals: valid for one look)")
@@ -422,6 +444,17 @@ def markdown(report: Report) -> str:
         "",
         "![effects](ab_test.png)",
     ]
+    if report.reference is not None:
+        label = report.reference_label or "reference"
+        lines += [
+            "",
+            f"## Against the {label}",
+            "",
+            f"The {label}'s effects beside ours: does its point lie inside our interval? "
+            "(Validation: reported, never tuned to.)",
+            "",
+            markdown_table(reference_table(report.reference, label)),
+        ]
     if report.guardrails:
         lines += [
             "",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from script.ab.metrics import (
     load_events,
     summarize_cuped,
 )
+from script.ab.reference import Reference, ReferenceRow, against_reference
 from script.ab.sequential import DEFAULT_TUNING
 
 CUPED_MODES = ("auto", "on", "off")
@@ -151,6 +152,8 @@ class Report:
     sequential: SequentialInfo | None = None
     guardrails: list[GuardrailResult] = field(default_factory=list)
     power: float = 0.8
+    reference_label: str | None = None  # effects measured elsewhere (script.ab.reference)
+    reference: list[ReferenceRow] | None = None
 
 
 def _cuped_plan(
@@ -254,9 +257,11 @@ def build_report(
     pre_since_ms: int | None = None,
     pre_until_ms: int | None = None,
     sequential: bool = False,
+    sequential_view: bool = False,
     looks: int = 1,
     tuning: float = DEFAULT_TUNING,
     power: float = 0.8,
+    reference: Reference | None = None,
 ) -> Report:
     started = time.perf_counter()
     analysis = analysis or Analysis(experiment)
@@ -302,9 +307,9 @@ def build_report(
     effects = compare_arms(cuped_summaries or summaries, control, METRICS, settings)
     warnings += [f"{e.arm} / {e.metric}: {e.message}" for e in effects if e.message]
     sequential_info = None
-    if sequential:
+    if sequential or sequential_view:  # the looks always use always-valid intervals
         sequential_info, first = _sequential_view(
-            events, pre, control, analysis.decision, settings, looks
+            events, pre, control, analysis.decision, replace(settings, sequential=True), looks
         )
         for e in effects:
             e.stop_look = first.get((e.arm, e.metric))
@@ -339,6 +344,8 @@ def build_report(
         sequential=sequential_info,
         guardrails=check_all(analysis.guardrails, effects),
         power=power,
+        reference_label=reference.label if reference else None,
+        reference=against_reference(reference, effects) if reference else None,
     )
 
 

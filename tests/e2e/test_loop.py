@@ -91,7 +91,12 @@ def test_report_compares_every_arm_with_control(tiny_run):
     # would skip CUPED for a metric whose pre-period means differ between the AB arms)
     decision = [e for e in effects if e["metric"] == "mean_time_per_session"]
     assert all(e["method"] == "cuped" for e in decision)
-    assert len(data["sequential"]["looks"]) == 10 and all(e["sequential"] for e in effects)
+    assert len(data["sequential"]["looks"]) == 10 and not any(e["sequential"] for e in effects)
+    # the seed's effects beside ours, each with a verdict
+    seed = {row["arm"]: row for row in data["reference"]}
+    assert data["reference_label"] == "seed" and set(seed) == {"T1", "T2", "T3"}
+    assert seed["T1"]["reference_pct"] == 40.6 and seed["T1"]["effect_pct"] is not None
+    assert "## Against the seed" in (report / "report.md").read_text()
     header = (report / "report.md").read_text().split("\n\n")[1]
     assert "CUPED: on, by default where a pre-period exists" in header
     assert "sequential view: on" in header and "config/experiments.yml" in header
