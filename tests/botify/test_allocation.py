@@ -10,7 +10,7 @@ import scipy.stats
 
 from botify.experiments import Arm, Experiment, Experiments, bucket, place
 
-from .conftest import EXPERIMENTS, read_events
+from .conftest import EXPERIMENTS, log_dir, read_events
 
 # config/experiments.yml's arm of users 0..23, printed by the assignment before weights existed
 # (`bucket` mod 5): a change here silently reshuffles every running experiment.
@@ -131,7 +131,7 @@ def test_the_service_logs_only_covered_users(make_app, tmp_path):
         answer = client.post(f"/next/{user}", json={"track": 5, "time": 0.5})
         assert answer.status_code == 200, answer.json
     expected = Experiments.from_file(config)
-    logged = {e["user"]: e for e in read_events(app.config["LOG_DIR"])}
+    logged = {e["user"]: e for e in read_events(log_dir(app))}
     assert set(logged) == set(users)
     for user, event in logged.items():
         arm = expected.routing.arm_of(user)
