@@ -63,9 +63,13 @@ class WorldShape:
     mainstream_norm: float = 3.0  # popular tracks share an axis of their own, scaled by pop ** e
     mainstream_pop_exponent: float = 0.25  # e above
     effective_dim: int = 18  # the genre/artist/track space's rank (smaller: wider dot products)
-    genre_norm: float = 2.1
-    artist_norm: float = 2.12
+    genre_norm: float = 2.18
+    artist_norm: float = 1.88
     track_norm: float = 1.3
+    # How much tracks' norms (genre + artist + track parts) keep their spread: 1 as drawn, 0 all
+    # equal. Inner products favour long vectors, so spread norms make a few tracks the nearest
+    # neighbours of many (hubs) and shrink the set of tracks any session starts from.
+    norm_spread: float = 0.0
     artist_size_alpha: float = 2.0  # Pareto tail of tracks per artist (smaller = heavier)
     artist_size_scale: float = 8.0
     max_artist_tracks: int = 200
@@ -224,6 +228,10 @@ def generate(seed: int, shape: WorldShape | None = None) -> World:
     # Tracks are shuffled so an artist's tracks are not consecutive ids.
     artist_of = artist_of[rng["tracks"].permutation(n)]
     emb = artist_centre[artist_of] + _random_directions(rng["tracks"], n, d, shape.track_norm)
+    if shape.norm_spread != 1.0:  # pull each track's norm towards the mean: fewer hubs
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        mean = norms.mean()
+        emb = emb * ((mean + shape.norm_spread * (norms - mean)) / norms)
     # Popularity: a latent mixing artist fame and track appeal, then Zipf over its ranks.
     artist_fame = rng["popularity"].standard_normal(n_artists)
     latent = shape.artist_pop_weight * artist_fame[artist_of] + rng["popularity"].standard_normal(n)

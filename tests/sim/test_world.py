@@ -79,6 +79,22 @@ def test_structure(small_world):
     assert len(np.unique(interests)) > 1.5 * len(np.unique(piled_interests))
 
 
+def test_equal_norms_leave_no_hubs():
+    """norm_spread 0: every track's genre + artist + track part has one length, so no track is
+    the nearest neighbour of many interests just for being long (the seed's 36,062 distinct
+    liked tracks need first tracks spread over the catalog)."""
+    from sim.user_model import NeighbourIndex
+
+    def in_degree(shape):
+        w = generate(5, shape)
+        index = NeighbourIndex(w.embeddings, depth=10)
+        near = np.concatenate([index.nearest(t, 10) for t in range(0, w.n_tracks, 4)])
+        return np.bincount(near, minlength=w.n_tracks)
+
+    even, spread = in_degree(SHAPE), in_degree(replace(SHAPE, norm_spread=1.0))
+    assert (even > 0).sum() > 1.2 * (spread > 0).sum() and even.max() < spread.max()
+
+
 def w_shape(w) -> WorldShape:
     return WorldShape(tracks=w.n_tracks, users=w.n_users, dim=w.embeddings.shape[1])
 
