@@ -23,6 +23,7 @@ from botify.api import add_resources
 from botify.catalog import Catalog
 from botify.event_log import EventLog
 from botify.experiments import Experiments
+from botify.item_lists import RedisItemLists
 from botify.online_model import RedisModels
 from botify.redis_link import RedisLink
 from botify.service import Service
@@ -76,6 +77,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         session_length=int(app.config["SESSION_LENGTH"]),
         session_ttl=int(app.config["SESSION_TTL"]),
         pointer_max_age=float(app.config["POINTER_CACHE_SECONDS"]),
+        history_length=int(app.config["HISTORY_LENGTH"]),
+        history_ttl=int(app.config["HISTORY_TTL"]),
     )
     service = Service(
         app.config,
@@ -86,6 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         redis_link=link,
         catalog_fingerprint=catalog_fingerprint(catalog_path, catalog),
         models=RedisModels(state, catalog),
+        item_lists=RedisItemLists(state, len(catalog)),
     )
     app.extensions["botify"] = service
 

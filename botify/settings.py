@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "CURSOR_TTL": 24 * 3600,  # a session never closed by /last forgets its cursor after this
     "SESSION_LENGTH": 50,  # tracks of the live session kept per user (newest)
     "SESSION_TTL": 3600,  # a live session never closed by /last is forgotten after this
+    "HISTORY_LENGTH": 10,  # plays of the listening history across sessions (the course's 2026)
+    "HISTORY_TTL": 30 * 24 * 3600,  # a history nobody adds to is forgotten after this
     "POINTER_CACHE_SECONDS": 1.0,  # how long a replica may use a cached active-list version
     "FALLBACK": "sticky_artist",  # catalog-only recommender used while Redis fails
 }

@@ -23,13 +23,15 @@ import redis
 from botify.deploy import DeployError
 from botify.redis_link import connect
 from botify.toplists import Client
-from ops.journal import restore
+from ops.journal import Journal, restore
 
 log = logging.getLogger("ops.keeper")
 
 
 class Keeper:
-    def __init__(self, client: Client, journal: Path, names: list[str]):
+    def __init__(self, client: Client, journal: Path, names: list[str] | None = None):
+        """`names`: the list sets to watch; None: every list set the journal holds (re-read
+        each pass, so a list set deployed later is watched too)."""
         self.client, self.journal, self.names = client, Path(journal), names
         self._down = False
 
@@ -37,7 +39,7 @@ class Keeper:
         """One pass: restore what Redis lost; returns the restored `name/version`s."""
         restored = []
         try:
-            for name in self.names:
+            for name in self.names or Journal(self.journal).names():
                 switch = restore(self.client, self.journal, name)
                 if switch is not None:
                     log.warning("Redis had lost list set %r: restored %s (%d lists%s) from the "
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--journal", type=Path, required=True)
-    parser.add_argument("--name", action="append", default=None, help="list set (repeatable)")
+    parser.add_argument("--name", action="append", default=None,
+                        help="list set (repeatable; default: every list set of the journal)")  # fmt: skip
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between checks")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -75,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     client = connect(ns.redis_url, socket_timeout=2, socket_connect_timeout=1)
-    log.info("watching list sets %s against the journal %s", ns.name or ["core"], ns.journal)
-    Keeper(client, ns.journal, ns.name or ["core"]).run(ns.interval, stop)
+    log.info("watching list sets %s against the journal %s", ns.name or "(all)", ns.journal)
+    Keeper(client, ns.journal, ns.name).run(ns.interval, stop)
     return 0
 
 

@@ -18,6 +18,7 @@ from botify.user_state.operations import (
     NextInList,
     Op,
     PickInList,
+    PushHistory,
     PushSession,
     ResetCursor,
 )
@@ -72,7 +73,7 @@ return u32(redis.call('GETRANGE', KEYS[1], i * 4, i * 4 + 3), 0)
 """
 )
 
-# KEYS: session. ARGV: one packed record, max records, ttl. Returns the whole session.
+# KEYS: session (or history). ARGV: one packed record, max records, ttl. Returns them all.
 _PUSH_SESSION = """
 local size = redis.call('APPEND', KEYS[1], ARGV[1])
 local limit = tonumber(ARGV[2]) * 8
@@ -102,12 +103,16 @@ class RedisState:
         session_length: int = 50,
         session_ttl: int = 3600,
         pointer_max_age: float = 1.0,
+        history_length: int = 10,
+        history_ttl: int = 30 * 24 * 3600,
     ):
         self.client = client
         self.prefix = prefix
         self.cursor_ttl = int(cursor_ttl)
         self.session_length = int(session_length)
         self.session_ttl = int(session_ttl)
+        self.history_length = int(history_length)
+        self.history_ttl = int(history_ttl)
         self.pointer_max_age = pointer_max_age
         self.lists: dict[str, CachedTopLists] = {}
         register = cast(redis.Redis, client).register_script  # the cluster client has it too
@@ -123,6 +128,9 @@ class RedisState:
 
     def session_key(self, user: int) -> str:
         return f"{self.prefix}:session:{{{int(user)}}}"
+
+    def history_key(self, user: int) -> str:
+        return f"{self.prefix}:history:{{{int(user)}}}"
 
     def list_set(self, name: str) -> CachedTopLists:
         lists = self.lists.get(name)
@@ -183,10 +191,13 @@ class RedisState:
                 queued.append(
                     (i, ("EVALSHA", self._scripts[type(op)].sha, len(keys), *keys, *args))
                 )
-            elif isinstance(op, PushSession):
+            elif isinstance(op, PushSession | PushHistory):
                 record = np.array([(op.track, op.time)], dtype=SESSION_RECORD).tobytes()
-                command = ("EVALSHA", self._scripts[PushSession].sha, 1, self.session_key(op.user),
-                           record, self.session_length, self.session_ttl)  # fmt: skip
+                if isinstance(op, PushSession):
+                    key, limit, ttl = self.session_key(op.user), self.session_length, self.session_ttl
+                else:
+                    key, limit, ttl = self.history_key(op.user), self.history_length, self.history_ttl
+                command = ("EVALSHA", self._scripts[PushSession].sha, 1, key, record, limit, ttl)
                 queued.append((i, command))
             elif isinstance(op, ResetCursor):
                 queued.append((i, ("DEL", self.cursor_key(op.scope, op.user))))
@@ -213,9 +224,9 @@ class RedisState:
             return Failed(f"{type(reply).__name__}: {reply}")
         if isinstance(op, NextInList | PickInList):
             return None if int(reply) < 0 else int(reply)
-        if isinstance(op, PushSession):
+        if isinstance(op, PushSession | PushHistory):
             if len(reply) % SESSION_RECORD.itemsize:
-                return Failed(f"corrupt session: {len(reply)} bytes")
+                return Failed(f"corrupt session or history: {len(reply)} bytes")
             return np.frombuffer(reply, dtype=SESSION_RECORD).copy()
         return None
 
