@@ -120,8 +120,8 @@ class ItemLists:
 
 # -- files --------------------------------------------------------------------------------------
 def list_file_kind(path: str | Path) -> str:
-    """"users" for a `{"user", "tracks"}` file, "items" for an `{"item_id", "recommendations"}`
-    one, judged by the first non-empty line; raises ListFileError for anything else."""
+    """The kind of a list file, judged by its first non-empty line: `users` for `{"user",
+    "tracks"}` lines, `items` for `{"item_id", "recommendations"}` ones; ListFileError else."""
     with Path(path).open(encoding="utf-8") as f:
         for line in f:
             if not line.strip():
@@ -216,7 +216,9 @@ def unpack(fields: Mapping[bytes, bytes], catalog_size: int) -> ItemLists:
         meta = json.loads(fields[b"meta"])
         raw = {k: fields[k.encode()] for k in ("items", "offsets", "tracks")}
     except (KeyError, ValueError) as error:
-        raise ItemListError(f"incomplete or unreadable item lists ({type(error).__name__})") from error
+        raise ItemListError(
+            f"incomplete or unreadable item lists ({type(error).__name__})"
+        ) from error
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ItemListError(f"not {FORMAT} item lists")
     if _digest(raw) != meta.get("sha256"):

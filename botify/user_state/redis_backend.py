@@ -193,10 +193,11 @@ class RedisState:
                 )
             elif isinstance(op, PushSession | PushHistory):
                 record = np.array([(op.track, op.time)], dtype=SESSION_RECORD).tobytes()
-                if isinstance(op, PushSession):
-                    key, limit, ttl = self.session_key(op.user), self.session_length, self.session_ttl
-                else:
-                    key, limit, ttl = self.history_key(op.user), self.history_length, self.history_ttl
+                key, limit, ttl = (
+                    (self.session_key(op.user), self.session_length, self.session_ttl)
+                    if isinstance(op, PushSession)
+                    else (self.history_key(op.user), self.history_length, self.history_ttl)
+                )
                 command = ("EVALSHA", self._scripts[PushSession].sha, 1, key, record, limit, ttl)
                 queued.append((i, command))
             elif isinstance(op, ResetCursor):

@@ -99,14 +99,16 @@ def test_experiments_endpoints(client):
     assert mine["route"] == {"experiment": "AB", "arm": "T3", "recommender": "indexed"}
 
 
-def test_readiness_needs_redis_and_lists(make_app, redis_client):
+def test_readiness_needs_redis_and_lists(make_app, redis_client, tmp_path):
     client = make_app().test_client()
     waiting = client.get("/ready")
     assert waiting.status_code == 503
     assert waiting.json["reasons"] == ["list set 'core' has no active version"]
     assert redis_client.hget("botify:catalog", "tracks") == str(N_TRACKS).encode()  # refilled
-    collect = make_app(EXPERIMENTS=str(EXPERIMENTS.with_name("experiments-collect.yml")))
-    assert collect.test_client().get("/ready").json["ready"] is True
+    catalog_only = tmp_path / "catalog-only.yml"  # no arm reads a list set: ready without one
+    arms = [{"name": "C", "recommender": "random"}, {"name": "T1", "recommender": "sticky_artist"}]
+    catalog_only.write_text(json.dumps({"experiments": [{"name": "AA", "arms": arms}]}))
+    assert make_app(EXPERIMENTS=str(catalog_only)).test_client().get("/ready").json["ready"] is True
     unreachable = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client().get("/ready")
     assert unreachable.status_code == 503 and "Redis unavailable" in unreachable.json["reasons"][0]
 
@@ -114,7 +116,7 @@ def test_readiness_needs_redis_and_lists(make_app, redis_client):
 def test_readiness_ok_with_lists(client, core_lists):
     ready = client.get("/ready")
     assert ready.status_code == 200, ready.json
-    assert ready.json["lists"] == {"core": {"active": core_lists, "users": 500}}
+    assert ready.json["lists"] == {"core": {"active": core_lists, "users": 500, "items": 0}}
 
 
 def test_config_precedence(tmp_path, monkeypatch, tracks_json, redis_url):
