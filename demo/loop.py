@@ -160,7 +160,8 @@ class Loop:
         self.runner.run(f"recommend{tag}", args("-m", "trainer", "recommend", "--model",
                                                 work / "model", "--out", recs))  # fmt: skip
         version = self.deploy(f"deploy{tag}", "core", recs, redis_url, "--model", work / "model")
-        return {"source": "CORE", "version": version, "model": str(work / "model"),
+        return {"source": "CORE", "version": version, "file": str(recs),
+                "model": str(work / "model"),
                 "dataset": read_json(work / "dataset" / "prepare.json"),
                 "model_metrics": read_json(work / "model" / "metrics.json")}  # fmt: skip
 
@@ -173,13 +174,13 @@ class Loop:
             "-m", "trainer", "zoo", name, "--data", data, "--out", out, "--catalog", catalog,
             "--no-progress", *(["--epochs", epochs] if epochs else [])))  # fmt: skip
         version = self.deploy(f"deploy-{name}{tag}", name, out, redis_url)
-        return {"source": f"trainer zoo {name}", "version": version,
+        return {"source": f"trainer zoo {name}", "version": version, "file": str(out),
                 "metrics": read_json(out.with_name(out.name + ".json"))}  # fmt: skip
 
     def deploy_file(self, tag: str, name: str, path: Path, redis_url: str) -> dict:
         """A given list file (ours or the course's, user or item lists) as list set NAME."""
         version = self.deploy(f"deploy-{name}{tag}", name, path, redis_url)
-        return {"source": str(path), "version": version}
+        return {"source": str(path), "version": version, "file": str(path)}
 
     def deploy(self, step: str, name: str, recs: Path, redis_url: str, *extra) -> str:
         """`trainer deploy` into the run's journal; the version it switched on."""
