@@ -18,6 +18,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && rm /tmp/requirements.txt
 COPY README.md ./
 COPY botify ./botify
+COPY measure ./measure
 COPY ops ./ops
 COPY sim ./sim
 COPY script ./script

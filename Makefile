@@ -53,6 +53,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports  # the layers of docs/architecture.md (pyproject's [tool.importlinter])
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -74,4 +75,4 @@ stack: $(STAMP)
 	$(PY) -m ops.stack up $(ARGS)
 
 clean:
-	rm -rf $(VENV) runs data .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs data .pytest_cache .ruff_cache .import_linter_cache

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for the tests' reference code
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from anywhere
 
 from script import ab, export  # noqa: E402
+from script.ab.notebook import notebook_user_metrics  # noqa: E402
 from script.event_parser import _parse_slowly  # noqa: E402
 from script.fake_logs import FakeLogSpec, fake_events, write_logs  # noqa: E402
-from tests.script.test_ab import notebook_user_metrics  # noqa: E402
 
 
 def timed(label: str, func, events: int) -> float:

@@ -30,6 +30,7 @@ from botify import recommenders  # noqa: E402
 from botify.experiments import Experiments  # noqa: E402
 from botify.online_model import MemoryModels, OnlineModel  # noqa: E402
 from botify.service import Service  # noqa: E402
+from botify.settings import Settings  # noqa: E402
 from botify.step import Step  # noqa: E402
 from botify.user_state import MemoryState  # noqa: E402
 from sim.batch import BatchSimulator, run_key  # noqa: E402
@@ -84,7 +85,13 @@ def main() -> int:
     for name in ns.names or recommenders.names():
         arm = {"name": "C", "recommender": name}
         experiments = Experiments.from_dict({"experiments": [{"name": "B", "arms": [arm]}]})
-        service = Service({}, catalog, experiments, MemoryState({"core": lists}), models=models)
+        service = Service(
+            Settings(replica="in-process"),
+            catalog,
+            experiments,
+            MemoryState({"core": lists}),
+            models=models,
+        )
         policy = Timed(service)
         BatchSimulator(population, run_key(3), batch_size=1).run(policy, ns.sessions)
         us = np.asarray(policy.seconds) * 1e6

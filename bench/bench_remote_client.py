@@ -1,4 +1,5 @@
-"""The remote agent's client-side cost per request against a minimal local keep-alive server.
+"""The simulator's per-request client cost (`--transport request`: sim.transport.HttpPerRequest)
+against a minimal local keep-alive server, and the course client's (requests.Session) as a peer.
 
     python bench/bench_remote_client.py [--requests 5000]
 
@@ -17,7 +18,7 @@ import urllib.request
 
 import requests
 
-from sim.agents import RemoteAgent
+from sim.transport import Steps, http_transport
 
 SERVER = r"""
 import json, sys, time
@@ -76,10 +77,13 @@ def main() -> None:
     try:
         url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
         results = {}
-        with RemoteAgent(url, seed=0) as agent:
-            results["RemoteAgent (http.client)"] = measure(
-                url, lambda t: agent.recommend({"user": 1, "track": t}, 0.5), args.requests
+        transport = http_transport(url, "request")
+        try:
+            results["HttpPerRequest (http.client)"] = measure(
+                url, lambda t: transport.send(Steps(["next"], [1], [t], [0.5], [t])), args.requests
             )
+        finally:
+            transport.close()
         # The peer: a requests.Session, as the course's simulator client posts.
         with requests.Session() as session:
             results["requests.Session (course client)"] = measure(

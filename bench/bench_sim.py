@@ -1,4 +1,5 @@
-"""Simulator speed: batched random and oracle agents, and the Env one step at a time.
+"""Simulator speed: the batched engine with the random and oracle policies, and the gymnasium
+Env one step at a time.
 
     python bench/bench_sim.py [--world DIR] [--random-sessions 100000] [--oracle-sessions 3000]
 
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.agents import DummyAgent, run_episode
 from sim.batch import BatchSimulator, OraclePolicy, RandomPolicy, run_key
 from sim.config import load_config
 from sim.env import RecEnv
@@ -67,12 +67,21 @@ def main() -> None:
     )
 
     def env_steps():
+        # the gymnasium env stepped as its users do: one session, one step at a time
         env = RecEnv(population)
-        agent = DummyAgent(env)
-        run_episode(env, agent, seed=0)
-        return sum(run_episode(env, agent)[1] for _ in range(args.env_sessions))
+        env.reset(seed=0)
+        steps = 0
+        for _ in range(args.env_sessions):
+            env.reset()
+            done = False
+            while not done:
+                action = int(env.np_random.integers(env.action_space.n))
+                _, _, terminated, truncated, _ = env.step(action)
+                steps += 1
+                done = terminated or truncated
+        return steps
 
-    env_rate = timed("Env + dummy, one step at a time", env_steps)
+    env_rate = timed("Env + random, one step at a time", env_steps)
     print(f"batched random / Env: {random_rate / env_rate:.0f}x;"
           f" targets: random >= 50,000 steps/s, oracle >= 2,000 steps/s")  # fmt: skip
 

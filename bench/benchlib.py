@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from botify.redis_link import connect
+from botify.redis_link import client_for
+from botify.settings import Settings
 from botify.toplists import TopLists
 
 
@@ -34,8 +35,9 @@ def count_lines(path: Path) -> int:
 
 def deploy_random_lists(redis_url: str, users: int, tracks: int, k: int = 100) -> str:
     rng = np.random.default_rng(0)
-    client = connect(redis_url)
-    lists = TopLists(client, "core")
+    settings = Settings.load({"redis_url": redis_url})  # the replicas' key prefix
+    client = client_for(settings)
+    lists = TopLists(client, "core", settings.key_prefix)
     version, _ = lists.write(
         ((user, rng.choice(tracks, size=k, replace=False)) for user in range(users)),
         meta={"source": "bench_service random lists"},

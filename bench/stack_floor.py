@@ -17,8 +17,6 @@ Both answer `GET /health` (the stack waits for it) and `POST /next/<user>`.
 
 from __future__ import annotations
 
-import os
-
 from flask import Flask, request
 from flask_restful import Api, Resource
 
@@ -61,11 +59,12 @@ class _EchoRedis(Resource):
 
 
 def flask_redis() -> Flask:
-    from botify.redis_link import connect
+    from botify.redis_link import client_for
+    from botify.settings import Settings
 
     app = Flask(__name__)
     api = Api(app)
     api.add_resource(_Health, "/health")
     api.add_resource(_EchoRedis, "/next/<int:user>",
-                     resource_class_args=(connect(os.environ["BOTIFY_REDIS_URL"]),))  # fmt: skip
+                     resource_class_args=(client_for(Settings.load()),))  # fmt: skip
     return app

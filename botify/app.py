@@ -1,8 +1,10 @@
 """The application factory: `create_app(config=None)`; gunicorn serves `'botify.app:create_app()'`.
 
-Configuration, later wins: `botify.settings.DEFAULTS`, the file named by `BOTIFY_CONFIG` (JSON or
-YAML), `BOTIFY_*` environment variables, then `config` (a mapping, used by tests). The catalog is
-loaded here, once: with gunicorn's `preload_app` the forked workers share it.
+Configuration: `botify.settings.Settings.load(config)`: defaults, the file named by
+`BOTIFY_CONFIG` (JSON or YAML), `BOTIFY_*` environment variables, then `config` (a mapping, used
+by tests); later wins. The settings are built once here and handed to the Redis link, the state,
+the lists and the service (`app.extensions["botify"].settings`). The catalog is loaded here, once:
+with gunicorn's `preload_app` the forked workers share it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from flask import Flask, jsonify
 from flask_restful import Api
 from werkzeug.exceptions import HTTPException
 
-from botify import settings
 from botify.api import add_resources
 from botify.catalog import Catalog
 from botify.event_log import EventLog
@@ -27,6 +28,7 @@ from botify.item_lists import RedisItemLists
 from botify.online_model import RedisModels
 from botify.redis_link import RedisLink
 from botify.service import Service
+from botify.settings import Settings
 from botify.user_state import RedisState
 
 
@@ -35,59 +37,36 @@ def catalog_fingerprint(path: str | os.PathLike, catalog: Catalog) -> dict[str, 
     return {"tracks": len(catalog), "artists": len(catalog.artist_names), "digest": digest}
 
 
-def load_config(app: Flask, config: Mapping[str, Any] | None) -> None:
-    app.config.from_mapping(settings.DEFAULTS)
-    config_file = os.environ.get("BOTIFY_CONFIG")
-    if config_file:
-        app.config.from_mapping(settings.read_file(config_file))
-    app.config.from_prefixed_env("BOTIFY")
-    if config:
-        app.config.from_mapping(settings.unprefixed(config))
-    settings.normalize(app.config)
+def configure_flask(app: Flask, settings: Settings) -> None:
+    """Flask's own keys (the service's settings stay in `Settings`)."""
     # One byte more than allowed, so a chunked body that is too long is seen as too long.
-    largest = max(int(app.config["MAX_BODY_BYTES"]), int(app.config["MAX_BATCH_BYTES"]))
-    app.config["MAX_CONTENT_LENGTH"] = largest + 1
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_batch_bytes) + 1
     app.config["ERROR_404_HELP"] = False  # flask-restful: no "did you mean" prose in messages
     # OPTIONS is not part of the API: 405 with Allow, like any other method a route lacks.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
+    """The service's Flask app; `config` is a `Settings` or overrides for `Settings.load`."""
+    settings = config if isinstance(config, Settings) else Settings.load(config)
     app = Flask(__name__, static_folder=None)  # no /static route: the service has no files
-    load_config(app, config)
+    configure_flask(app, settings)
     if not app.logger.handlers or app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)
 
-    catalog_path = app.config["CATALOG"]
-    if not Path(catalog_path).is_file():
-        raise FileNotFoundError(f"catalog {catalog_path!r} not found (set BOTIFY_CATALOG)")
-    catalog = Catalog.from_tracks_json(catalog_path)
-    link = RedisLink(
-        app.config["REDIS_URL"],
-        prefix=app.config["KEY_PREFIX"],
-        socket_timeout=float(app.config["REDIS_SOCKET_TIMEOUT"]),
-        connect_timeout=float(app.config["REDIS_CONNECT_TIMEOUT"]),
-        retry_after=float(app.config["REDIS_RETRY_AFTER"]),
-        password=app.config.get("REDIS_PASSWORD"),
-    )
-    state = RedisState(
-        link.client,
-        prefix=link.prefix,
-        cursor_ttl=int(app.config["CURSOR_TTL"]),
-        session_length=int(app.config["SESSION_LENGTH"]),
-        session_ttl=int(app.config["SESSION_TTL"]),
-        pointer_max_age=float(app.config["POINTER_CACHE_SECONDS"]),
-        history_length=int(app.config["HISTORY_LENGTH"]),
-        history_ttl=int(app.config["HISTORY_TTL"]),
-    )
+    if not Path(settings.catalog).is_file():
+        raise FileNotFoundError(f"catalog {settings.catalog!r} not found (set BOTIFY_CATALOG)")
+    catalog = Catalog.from_tracks_json(settings.catalog)
+    link = RedisLink(settings)
+    state = RedisState(link.client, settings)
     service = Service(
-        app.config,
+        settings,
         catalog,
-        Experiments.from_file(app.config["EXPERIMENTS"]),
+        Experiments.from_file(settings.experiments),
         state,
-        events=EventLog(app.config["LOG_DIR"], int(app.config["LOG_MAX_BYTES"])),
+        events=EventLog(settings.log_dir, settings.log_max_bytes),
         redis_link=link,
-        catalog_fingerprint=catalog_fingerprint(catalog_path, catalog),
+        catalog_fingerprint=catalog_fingerprint(settings.catalog, catalog),
         models=RedisModels(state, catalog),
         item_lists=RedisItemLists(state, len(catalog)),
     )

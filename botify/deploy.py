@@ -102,6 +102,8 @@ def deploy(
     client: Client,
     lists: Sequence[tuple[int, Sequence[int]]],
     name: str = "core",
+    *,
+    prefix: str,
     keep: int = 3,
     meta: dict | None = None,
     model: tuple[np.ndarray, np.ndarray, dict] | None = None,
@@ -109,14 +111,15 @@ def deploy(
     version: str | None = None,
     items: ItemLists | None = None,
 ) -> Switch:
-    """Write a new version (user lists and/or item lists, and the model if given), check its
-    counts, activate it, record it in the journal, prune versions beyond `keep`.
+    """Write a new version of list set `name` under the key prefix `prefix` (the settings'
+    `key_prefix`: the service's): user lists and/or item lists, and the model if given; check
+    its count by SCAN, activate it, record it in the journal, prune versions beyond `keep`.
 
     Each version records the one it replaced (`replaces`), so rollback undoes the last switch.
     """
     if not lists and (items is None or not len(items)):
         raise DeployError(f"list set {name!r}: nothing to deploy (no user lists, no item lists)")
-    top = TopLists(client, name)
+    top = TopLists(client, name, prefix)
     replaces = top.active_version()
     info = {**(meta or {}), "replaces": replaces, "model": model is not None}
     if items is not None:
@@ -157,9 +160,11 @@ def deploy(
     )  # fmt: skip
 
 
-def rollback(client: Client, name: str = "core", journal: Recorder | None = None) -> Switch:
+def rollback(
+    client: Client, name: str = "core", *, prefix: str, journal: Recorder | None = None
+) -> Switch:
     """Re-activate the version the active one replaced (undo the last deploy or rollback)."""
-    top = TopLists(client, name)
+    top = TopLists(client, name, prefix)
     active = top.active_version()
     versions = top.versions()
     if active is None or active not in versions:

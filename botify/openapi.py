@@ -24,10 +24,12 @@ import msgspec
 
 from botify import affinity
 from botify.event_schema import Event
+from botify.settings import Settings
 from botify.step import MAX_SEED, SEED_HEADER
 
 OPENAPI_VERSION: Final = "3.1.0"
 _REF = "#/components/schemas/{name}"
+_DEFAULT = Settings()  # a service's limits unless configured otherwise (defined once, there)
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,10 @@ class Limits:
     """What one deployment allows: the bounds the document and the body types carry."""
 
     tracks: int  # catalog ids are 0..tracks-1
-    max_user: int = 2**32 - 1
-    max_batch_steps: int = 1024
-    max_body_bytes: int = 4096
-    max_batch_bytes: int = 128 * 1024
+    max_user: int = _DEFAULT.max_user
+    max_batch_steps: int = _DEFAULT.max_batch_steps
+    max_body_bytes: int = _DEFAULT.max_body_bytes
+    max_batch_bytes: int = _DEFAULT.max_batch_bytes
 
     @classmethod
     def of(cls, service: Any) -> Limits:
@@ -203,10 +205,12 @@ class Arm(msgspec.Struct):
     name: str
     recommender: str
     params: dict[str, Any]
+    weight: float  # relative share of the covered users (botify.experiments)
 
 
 class Experiment(msgspec.Struct):
     name: str
+    coverage: float  # share of users in the experiment
     arms: list[Arm]
 
 

@@ -9,17 +9,17 @@ keys the service itself owns. What recommenders read and move lives in `botify.u
   fingerprint `{prefix}:catalog` (size and digest of the catalog this replica serves), which
   readiness and the trainer can compare against. Lists belong to the trainer; cursors and
   sessions are per-session state whose loss only restarts sessions.
-- `connect(url)`: every Botify process (service, trainer deploy, keeper) gets its client here. A
-  `redis+cluster://host:port` URL (`rediss+cluster://` with TLS) gives a Redis Cluster client
-  that discovers the other nodes from that one; every key Botify reads together shares a hash
-  tag, and SCAN and multi-key DEL go to every primary. A cluster client connects when it is built.
-  The password, when the URL has none, is $BOTIFY_REDIS_PASSWORD (kept out of printed URLs).
+- `client_for(settings)`: every Botify process (service, trainer deploy, keeper) gets its client
+  here, from the one `botify.settings.Settings` (URL, password); `connect(url, password)` is the
+  same for a bare URL. A `redis+cluster://host:port` URL (`rediss+cluster://` with TLS) gives a
+  Redis Cluster client that discovers the other nodes from that one; every key Botify reads
+  together shares a hash tag, and SCAN and multi-key DEL go to every primary. A cluster client
+  connects when it is built. The password stays out of URLs, which get printed and logged.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,17 +30,18 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
+from botify.settings import ENV_PREFIX, Settings
+
 log = logging.getLogger(__name__)
 
-PASSWORD_ENV = "BOTIFY_REDIS_PASSWORD"
+PASSWORD_ENV = ENV_PREFIX + "REDIS_PASSWORD"  # Settings.redis_password's variable
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
 def connect(url: str, password: str | None = None, **options) -> redis.Redis | RedisCluster:
-    """A client for `url`: plain Redis, or Redis Cluster for a `redis+cluster://` URL. Its
-    password, when the URL has none, is `password` or else $BOTIFY_REDIS_PASSWORD: passwords
-    stay out of URLs, which get printed and logged."""
-    password = password or os.environ.get(PASSWORD_ENV) or None
+    """A client for `url`: plain Redis, or Redis Cluster for a `redis+cluster://` URL, with
+    `password` when the URL has none (passwords stay out of URLs, which get printed)."""
+    password = password or None
     scheme, sep, rest = url.partition("://")
     if sep and scheme in CLUSTER_SCHEMES:
         return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", password=password,
@@ -48,32 +49,28 @@ def connect(url: str, password: str | None = None, **options) -> redis.Redis | R
     return redis.Redis.from_url(url, password=password, **options)
 
 
+def client_for(settings: Settings, **options) -> redis.Redis | RedisCluster:
+    """A client of the settings' Redis (`redis_url`, `redis_password`)."""
+    return connect(settings.redis_url, settings.redis_password, **options)
+
+
 class RedisLink:
     """The service's Redis: one pooled client per process, its health and the keys it owns."""
 
-    def __init__(
-        self,
-        url: str,
-        prefix: str = "botify",
-        socket_timeout: float = 0.25,
-        connect_timeout: float = 0.1,
-        retry_after: float = 0.5,
-        password: str | None = None,
-    ):
-        self.url = url
-        self.prefix = prefix
-        self.retry_after = retry_after
+    def __init__(self, settings: Settings):
+        self.url = settings.redis_url
+        self.prefix = settings.key_prefix
+        self.retry_after = settings.redis_retry_after
         self._failed_at: float | None = None  # last error: the breaker waits retry_after from it
         self._down_since: float | None = None  # first error of the current outage
         self._lock = threading.Lock()
         # redis-py's pool notices a fork and reconnects in the child, so a client built before
         # gunicorn forks (preload_app) is safe; one retry replaces a stale pooled connection after
         # a Redis restart instead of failing the request.
-        self.client = connect(
-            url,
-            password,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
+        self.client = client_for(
+            settings,
+            socket_timeout=settings.redis_socket_timeout,
+            socket_connect_timeout=settings.redis_connect_timeout,
             retry=Retry(NoBackoff(), 1),
             health_check_interval=0,
         )

@@ -9,7 +9,7 @@ recommender answer, and writes every step's event line in one write before retur
 faults never become 5xx: while the Redis link's breaker is open, or when Redis fails mid-call, a step
 whose recommender needs state is answered by the catalog-only fallback recommender, and its event
 carries `"fallback": true`. The same class runs in-process (the simulator) with `MemoryState`
-and no event log.
+and no event log. Its limits, fallback and replica name come from `botify.settings.Settings`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from botify.item_lists import ItemListSource
 from botify.online_model import ModelSource
 from botify.recommenders import Context, Recommendation, Recommender
 from botify.redis_link import RedisLink
-from botify.step import MAX_BATCH_STEPS, MAX_SEED, Step
+from botify.settings import Settings
+from botify.step import MAX_SEED, Step
 from botify.user_state import Failed, RedisState, StateBackend
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class Outcome:
 class Service:
     def __init__(
         self,
-        config: Mapping[str, Any],
+        settings: Settings,
         catalog: Catalog,
         experiments: Experiments,
         state: StateBackend,
@@ -65,11 +66,12 @@ class Service:
         self.state = state
         self.events = events
         self.redis_link = redis_link
-        self.replica = str(config.get("REPLICA", "in-process"))
-        self.max_user = int(config.get("MAX_USER", 2**32 - 1))
-        self.max_body = int(config.get("MAX_BODY_BYTES", 4096))
-        self.max_batch_steps = int(config.get("MAX_BATCH_STEPS", MAX_BATCH_STEPS))
-        self.max_batch_bytes = int(config.get("MAX_BATCH_BYTES", 128 * 1024))
+        self.settings = settings
+        self.replica = settings.replica
+        self.max_user = settings.max_user
+        self.max_body = settings.max_body_bytes
+        self.max_batch_steps = settings.max_batch_steps
+        self.max_batch_bytes = settings.max_batch_bytes
         self.catalog_fingerprint = dict(catalog_fingerprint or {})
         self.ctx = Context(catalog=catalog, models=models, item_lists=item_lists)
         self.recommenders: dict[str, Recommender] = {
@@ -79,7 +81,7 @@ class Service:
         for exp in experiments.experiments:  # arms of non-routing experiments must name real ones
             for arm in exp.arms:
                 recommenders.get(arm.recommender)
-        fallback = str(config.get("FALLBACK", "sticky_artist"))
+        fallback = settings.fallback
         self.fallback = recommenders.build(fallback, self.ctx)
         if self.fallback.uses_state:
             raise ValueError(f"fallback {fallback!r} must not need per-user state")
@@ -139,7 +141,9 @@ class Service:
         clock = time.perf_counter
         started = clock()
         arms = [self.experiments.assign(step.user) for step in steps]
-        routed = [self.recommenders[a[self.route]] for a in arms]
+        # a user outside the routing experiment's coverage logs no arm of it and gets its control
+        default = self.experiments.default_arm
+        routed = [self.recommenders[a.get(self.route, default)] for a in arms]
         step_ops = [
             (r.ops(s) if s.message == "next" else r.end_ops(s))
             for r, s in zip(routed, steps, strict=True)

@@ -1,6 +1,6 @@
 """Versioned top-K recommendation lists in Redis (the contract between trainer and service).
 
-Layout (prefix `botify`, list set `name`, e.g. `core`):
+Layout (`prefix`: the settings' `key_prefix`, list set `name`, e.g. `core`):
     {prefix}:lists:{name}:active          -> the active version (a string)
     {prefix}:lists:{name}:versions        -> hash version -> JSON metadata {"users", "created", ...}
     {prefix}:lists:{name}:{version}:{<user>} -> packed little-endian uint32 track ids, best first
@@ -55,7 +55,7 @@ def check_list_set_name(name: str) -> str:
 class TopLists:
     """Read and write one named set of per-user lists (e.g. `core`) in Redis."""
 
-    def __init__(self, client: Client, name: str = "core", prefix: str = "botify"):
+    def __init__(self, client: Client, name: str, prefix: str):
         check_list_set_name(name)
         self.client = client
         self.name = name
@@ -149,9 +149,7 @@ class TopLists:
 class CachedTopLists(TopLists):
     """TopLists whose active-version pointer is re-read at most every `max_age` seconds."""
 
-    def __init__(
-        self, client: Client, name: str = "core", prefix: str = "botify", max_age: float = 1.0
-    ):
+    def __init__(self, client: Client, name: str, prefix: str, max_age: float):
         super().__init__(client, name=name, prefix=prefix)
         self.max_age = max_age
         self._cached: tuple[float, str | None] = (-float("inf"), None)

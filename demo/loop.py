@@ -24,8 +24,10 @@ from botify.experiments import Experiments
 from demo.settings import DEFAULT_CONFIG, OVERRIDES, ROOT, load_config
 from demo.steps import Runner, Stack, StepFailed
 from ops.redis_server import RedisServer
-from sim.course import SEED_DATASET
+from sim.course import SEED_AB, SEED_DATASET
 from trainer.zoo import MODELS as ZOO_MODELS
+
+SEED_EXPERIMENTS = "config/experiments.yml"  # the seed's experiment AB (C, T1-T3) and our T4
 
 
 def versions() -> dict[str, str]:
@@ -260,14 +262,30 @@ class Loop:
         effects beside ours."""
         ab = self.config["ab"]
         events = self.export("all")
+        # the seed's effects are of the seed's experiment (AB of config/experiments.yml): beside
+        # any other experiment they would compare unlike arms
+        experiments = Path(self.config["stack"]["experiments"])
+        seeds_own = (self.ab_experiment() == "AB" and (experiments if experiments.is_absolute()
+                     else ROOT / experiments).resolve() == (ROOT / SEED_EXPERIMENTS).resolve())
+        reference = self.run_dir / "seed-effects.json"
+        if seeds_own:
+            reference.write_text(json.dumps({"label": "seed", "metric": "mean_time_per_session",
+                                             "effects": SEED_AB}))  # fmt: skip
         reports = []
         for day, since, until in windows:
             last = day == windows[-1][0]
             out = self.run_dir / "report" if last else self.run_dir / "reports" / f"day{day}"
             ceiling = self.run_dir / f"ceiling-day{day}.json"
+            # CUPED on everything before the first A/B day (untreated by AB); fixed-horizon
+            # intervals for the day's decision (and the seed's effects beside them, whose
+            # intervals were fixed-horizon too), and the sequential view of where each arm
+            # would have stopped
             self.runner.run(f"report-day{day}", args(
                 "-m", "script.ab", "--data", events, "--experiment", self.ab_experiment(),
                 "--out", out, "--alpha", ab["alpha"], "--since", since, "--until", until,
+                "--experiments", self.config["stack"]["experiments"],
+                "--pre-until", windows[0][1], "--sequential-view",
+                *(["--reference", reference] if seeds_own else []),
                 *(["--ceiling", ceiling] if ceiling.exists() else [])))  # fmt: skip
             reports.append(out)
         if len(reports) > 1:  # each arm's metric per day, with intervals

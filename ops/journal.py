@@ -94,15 +94,17 @@ class Journal:
             return None
 
 
-def restore(client: Client, journal: str | os.PathLike, name: str = "core") -> Switch | None:
-    """If Redis lacks the journal's active version of `name` (or any active version), rewrite it
-    from the journal under the same version and switch it on. None when nothing was needed (or
-    the journal has no active version)."""
+def restore(
+    client: Client, journal: str | os.PathLike, name: str = "core", *, prefix: str
+) -> Switch | None:
+    """If Redis lacks the journal's active version of `name` (or any active version) under the
+    key prefix `prefix`, rewrite it from the journal under the same version and switch it on.
+    None when nothing was needed (or the journal has no active version)."""
     root = Path(journal)
     version = Journal(root).active(name)
     if version is None:
         return None
-    top = TopLists(client, name)
+    top = TopLists(client, name, prefix)
     active = top.active_version()
     if active == version and version in top.versions():
         return None
@@ -117,8 +119,9 @@ def restore(client: Client, journal: str | os.PathLike, name: str = "core") -> S
     if version in top.versions():  # a half-written leftover: start clean
         client.hdel(top.versions_key, version)
     meta = {k: v for k, v in meta.items() if k not in ("users", "created", "model", "items")}
-    switch = deploy(client, lists, name, keep=max(2, len(top.versions()) + 1), meta={
-        **meta, "restored": True}, model=model, version=version, items=items)  # fmt: skip
+    switch = deploy(client, lists, name, prefix=prefix, keep=max(2, len(top.versions()) + 1),
+                    meta={**meta, "restored": True}, model=model, version=version,
+                    items=items)  # fmt: skip
     return switch
 
 

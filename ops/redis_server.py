@@ -14,9 +14,10 @@ import subprocess
 import tempfile
 import time
 
+import click
 import redis
 
-from botify.redis_link import PASSWORD_ENV
+from botify.settings import Settings
 
 
 class RedisServerError(RuntimeError):
@@ -55,8 +56,8 @@ class RedisServer:
 
     `port` may be fixed so that a restarted server comes back at the same address
     (the fault-injection tests stop and start it under traffic). With a password (`password`,
-    else $BOTIFY_REDIS_PASSWORD, the variable every client of `botify.redis_link.connect` reads; ""
-    for none) it requires AUTH; the password goes into a config file in the server's private
+    else the settings' `redis_password` (BOTIFY_REDIS_PASSWORD), the one every Botify client
+    uses; "" for none) it requires AUTH; the password goes into a config file in the server's private
     directory, never onto its command line (visible to every user in `ps`) nor into `url`.
     """
 
@@ -71,7 +72,7 @@ class RedisServer:
         self.port = port or free_port(host)
         self.maxmemory = maxmemory
         if password is None:
-            password = os.environ.get(PASSWORD_ENV)
+            password = Settings.load().redis_password
         self.password = password or None
         self._proc: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
@@ -174,22 +175,23 @@ class RedisServer:
         self.stop()
 
 
-def main() -> None:
-    """`python -m ops.redis_server [--port P]`: run an embedded Redis in the foreground."""
-    import argparse
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--port", type=int, default=6379, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def cli(port: int, host: str) -> None:
+    """Run an embedded Redis in the foreground (password: BOTIFY_REDIS_PASSWORD); prints its URL."""
     import signal
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--port", type=int, default=6379)
-    parser.add_argument("--host", default="127.0.0.1")
-    ns = parser.parse_args()
     # sigwait only receives blocked signals; unblocked, SIGTERM would kill Python before the
     # context manager stops redis-server (left orphaned in its own session).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    with RedisServer(port=ns.port, host=ns.host) as server:
-        print(server.url, flush=True)
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    try:
+        with RedisServer(port=port, host=host) as server:
+            click.echo(server.url)
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except RedisServerError as error:
+        raise click.ClickException(str(error)) from error
 
 
 if __name__ == "__main__":
-    main()
+    cli(prog_name="python -m ops.redis_server")

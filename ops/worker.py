@@ -34,9 +34,11 @@ from gunicorn import util
 from gunicorn.http import errors
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
+from botify.settings import Settings
+
 HEADER_LIMIT = 64 * 1024
 BODY_LIMIT = 256 * 1024  # nginx's client_max_body_size; MAX_BATCH_BYTES (128 KiB) fits
-READ_TIMEOUT = float(os.environ.get("BOTIFY_REQUEST_READ_TIMEOUT", "10"))
+READ_TIMEOUT = Settings.load().request_read_timeout  # BOTIFY_REQUEST_READ_TIMEOUT
 _RECV = 256 * 1024
 
 COMPLETE, INCOMPLETE = "complete", "incomplete"

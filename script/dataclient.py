@@ -15,7 +15,6 @@ Runs as a file (the seed's way) or as ``python -m script.dataclient``.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from typing import TypeVar
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import click  # noqa: E402
 
 from script import export as export_cli  # noqa: E402
 
@@ -154,59 +155,42 @@ def pull_from_local(target: Path, log_root: Path, replicas: int | None = None) -
     return pulled
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dataclient.py", description="Pull recommender logs; export them to Parquet."
-    )
-    parser.add_argument(
-        "--recommender",
-        type=int,
-        default=None,
-        metavar="N",
-        help="number of recommender replicas to pull (default: all found)",
-    )
-    parser.add_argument(
-        "--local-logs",
-        type=Path,
-        default=None,
-        metavar="LOGROOT",
-        help="read a local stack's log root instead of Docker containers",
-    )
-    parser.add_argument("--project", default=None, help="compose project name (Docker only)")
-    parser.add_argument(
-        "--echo", action=argparse.BooleanOptionalAction, default=True, help="print docker commands"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    log2local = commands.add_parser("log2local", help="copy every replica's logs to a local folder")
-    log2local.add_argument(
-        "--log-dir", default=None, help="log folder inside the containers (default: from their env)"
-    )
-    log2local.add_argument("local_dir", type=Path, help="target local folder")
-    export_cli.build_parser(commands.add_parser("export", help="logs -> Parquet dataset"))
-    return parser
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--recommender", type=click.IntRange(1), default=None, metavar="N",
+              help="number of recommender replicas to pull (default: all found)")  # fmt: skip
+@click.option("--local-logs", type=click.Path(path_type=Path), default=None, metavar="LOGROOT",
+              help="read a local stack's log root instead of Docker containers")  # fmt: skip
+@click.option("--project", default=None, help="compose project name (Docker only)")
+@click.option("--echo/--no-echo", default=True, show_default=True, help="print docker commands")
+@click.pass_context
+def cli(ctx, recommender: int | None, local_logs: Path | None, project: str | None,
+        echo: bool) -> None:  # fmt: skip
+    """Pull recommender logs; export them to Parquet."""
+    ctx.obj = {"recommender": recommender, "local_logs": local_logs, "project": project,
+               "echo": echo}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.recommender is not None and args.recommender < 1:
-        parser.error("--recommender must be at least 1")
-    if args.command == "export":
-        return export_cli.run(args)
+@cli.command("log2local")
+@click.option("--log-dir", default=None,
+              help="log folder inside the containers (default: from their env)")  # fmt: skip
+@click.argument("local_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+def log2local(pulling: dict, log_dir: str | None, local_dir: Path) -> None:
+    """Copy every replica's logs to LOCAL_DIR/recommender-<i>."""
     try:
-        if args.local_logs is not None:
-            pulled = pull_from_local(args.local_dir, args.local_logs, args.recommender)
+        if pulling["local_logs"] is not None:
+            pulled = pull_from_local(local_dir, pulling["local_logs"], pulling["recommender"])
         else:
-            pulled = pull_from_docker(
-                args.local_dir, args.recommender, args.log_dir, args.project, echo=args.echo
-            )
+            pulled = pull_from_docker(local_dir, pulling["recommender"], log_dir,
+                                      pulling["project"], echo=pulling["echo"])  # fmt: skip
     except PullError as error:
-        print(f"dataclient: error: {error}", file=sys.stderr)
-        return 1
+        raise click.ClickException(str(error)) from error
     files = sum(1 for folder in pulled for p in folder.rglob("*") if p.is_file())
-    print(f"## Finished: {len(pulled)} replica folder(s), {files} file(s) in {args.local_dir}")
-    return 0
+    click.echo(f"## Finished: {len(pulled)} replica folder(s), {files} file(s) in {local_dir}")
+
+
+cli.add_command(export_cli.cli, "export")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="dataclient.py")

@@ -21,16 +21,15 @@ could be read (no log files, or no valid line and no existing dataset).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import click
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -250,40 +249,26 @@ def export(sources: list[Path], out: Path, chunk_bytes: int = CHUNK_BYTES) -> Ex
     return summary
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(
-        prog="python -m script.export", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "sources",
-        nargs="+",
-        type=Path,
-        metavar="SRC",
-        help="log folders or files: a folder is searched for the service's log files "
-        f"({logfiles.GLOB}), a file is read whatever its name",
-    )
-    parser.add_argument("--out", required=True, type=Path, metavar="DATASET", help="dataset dir")
-    return parser
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("sources", nargs=-1, required=True, metavar="SRC...",
+                type=click.Path(path_type=Path))  # fmt: skip
+@click.option("--out", required=True, metavar="DATASET", type=click.Path(path_type=Path),
+              help="dataset directory")  # fmt: skip
+def cli(sources: tuple[Path, ...], out: Path) -> None:
+    """Turn pulled event logs into one validated, de-duplicated Parquet dataset.
 
-
-def run(args: argparse.Namespace) -> int:
+    SRC: log folders or files; a folder is searched for the service's log files
+    (events-<pid>.jsonl and its rotated parts), a file is read whatever its name.
+    """
     try:
-        summary = export(args.sources, args.out)
+        summary = export(list(sources), out)
     except ExportError as error:
-        print(f"export: error: {error}", file=sys.stderr)
-        return 1
-    print(summary.render())
+        raise click.ClickException(str(error)) from error
+    click.echo(summary.render())
     if summary.bad_lines:
-        print(
-            f"export: {summary.bad_lines} bad line(s) set aside in {args.out / QUARANTINE}",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+        click.echo(f"export: {summary.bad_lines} bad line(s) set aside in {out / QUARANTINE}",
+                   err=True)  # fmt: skip
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m script.export")

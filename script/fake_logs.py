@@ -14,11 +14,10 @@ do not depend on the arm. ``fallbacks`` sets, per arm, the share of ``next`` eve
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
 import pandas as pd
 
@@ -171,31 +170,31 @@ def write_logs(
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m script.fake_logs", description=__doc__)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=None, help="about this many events")
-    parser.add_argument("--tracks-mean", type=float, default=8.0)
-    parser.add_argument("--lines-per-file", type=int, default=200_000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--users", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--events", type=click.IntRange(1), default=None, help="about this many events")
+@click.option("--tracks-mean", type=float, default=8.0, show_default=True)
+@click.option("--lines-per-file", type=click.IntRange(1), default=200_000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def cli(out: Path, users: int, events: int | None, tracks_mean: float, lines_per_file: int,
+        seed: int) -> None:  # fmt: skip
+    """Write synthetic service logs of a four-arm A/B test with known effects."""
     sessions_mean = 3.0
-    if args.events:
-        sessions_mean = max(1.0, args.events / args.users / args.tracks_mean)
+    if events:
+        sessions_mean = max(1.0, events / users / tracks_mean)
     spec = FakeLogSpec(
-        users=args.users,
+        users=users,
         arms=("C", "T1", "T2", "T3"),
         effects={"T1": 1.4, "T2": 1.4, "T3": 1.04},
         sessions_mean=sessions_mean,
-        tracks_mean=args.tracks_mean,
-        seed=args.seed,
+        tracks_mean=tracks_mean,
+        seed=seed,
     )
-    events = fake_events(spec)
-    files = write_logs(events, args.out, spec.experiment, lines_per_file=args.lines_per_file)
-    print(f"{len(events):,} events in {len(files)} files under {args.out}")
-    return 0
+    frame = fake_events(spec)
+    files = write_logs(frame, out, spec.experiment, lines_per_file=lines_per_file)
+    click.echo(f"{len(frame):,} events in {len(files)} files under {out}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m script.fake_logs")

@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from script.ab.metrics import users_from_sessions
+from measure.metrics import users_from_sessions
 from sim.batch import BatchSimulator, OraclePolicy, Policy, SessionResults, run_key
 from sim.config import load_config
 from sim.course import COURSE_INTERESTS, RANDOM_LEVEL, TIME, TRACKS, course_effect
@@ -54,7 +54,7 @@ class Effect:
 
 def effect(treatment: np.ndarray, control: np.ndarray) -> Effect:
     """Difference of means in % of the control mean, with the A/B report's 95 % Welch interval."""
-    from script.ab.stats import SampleMean, WelchTest  # the report's statistics, one definition
+    from measure.stats import SampleMean, WelchTest  # the report's statistics, one definition
 
     test = WelchTest(SampleMean.of(control), SampleMean.of(treatment))
     low, high = test.confidence_interval

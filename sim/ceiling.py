@@ -13,12 +13,11 @@ each arm between these two (`python -m script.ab --ceiling ceiling.json`).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 
 from sim.batch import BatchSimulator, OraclePolicy, Policy, RandomPolicy, SessionResults, run_key
@@ -50,7 +49,7 @@ def run(population: Population, seed: int, processes: int, sessions: int, day: i
 def ceiling(results: dict[str, SessionResults]) -> dict:
     """The report's ceiling file (`script.ab.ceiling_from_sessions`), a session counted as the
     service's log has it: the first track's event (time 1.0) plus one per recommended track."""
-    from script.ab import ceiling_from_sessions
+    from measure.ceiling import ceiling_from_sessions
 
     found = ceiling_from_sessions({a: r.as_logged() for a, r in results.items()})
     # Only the per-session metrics compare with a day's arms: a user's total time and session
@@ -61,33 +60,32 @@ def ceiling(results: dict[str, SessionResults]) -> dict:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sim.ceiling", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--config", type=Path, default=None, help="default: config/env.yml")
-    parser.add_argument("--world", type=Path, default=None)
-    parser.add_argument("--seed", type=int, required=True, help="the simulated day's seed")
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--sessions", type=int, default=1000, help="per process")
-    parser.add_argument("--out", type=Path, required=True)
-    ns = parser.parse_args(argv)
-    config = load_config(ns.config)
-    if ns.world is not None:
-        config.world_dir = ns.world
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="default: config/env.yml")  # fmt: skip
+@click.option("--world", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--seed", type=int, required=True, help="the simulated day's seed")
+@click.option("--processes", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--sessions", type=click.IntRange(1), default=1000, show_default=True,
+              help="per process")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def cli(config, world, seed: int, processes: int, sessions: int, out: Path) -> None:
+    """The oracle and random on the sessions of a simulated day: the A/B report's ceiling."""
+    sim_config = load_config(config)
+    if world is not None:
+        sim_config.world_dir = world
     started = time.perf_counter()
-    population = Population(config.load_world(), config.user_model)
-    results = run(population, ns.seed, ns.processes, ns.sessions)
-    report = {"seed": ns.seed, "processes": ns.processes, **ceiling(results)}
-    ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text(json.dumps(report, indent=2) + "\n")
+    population = Population(sim_config.load_world(), sim_config.user_model)
+    results = run(population, seed, processes, sessions)
+    report = {"seed": seed, "processes": processes, **ceiling(results)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     for agent, means in report["agents"].items():
-        print(f"{agent:<7} mean_time_per_session {means['mean_time_per_session']:8.3f}  "
-              f"mean_tracks_per_session {means['mean_tracks_per_session']:8.2f}")  # fmt: skip
-    print(f"{report['sessions']} sessions per agent in {time.perf_counter() - started:.1f} s "
-          f"-> {ns.out}", file=sys.stderr)  # fmt: skip
-    return 0
+        click.echo(f"{agent:<7} mean_time_per_session {means['mean_time_per_session']:8.3f}  "
+                   f"mean_tracks_per_session {means['mean_tracks_per_session']:8.2f}")  # fmt: skip
+    click.echo(f"{report['sessions']} sessions per agent in {time.perf_counter() - started:.1f} s "
+               f"-> {out}", err=True)  # fmt: skip
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m sim.ceiling")

@@ -13,7 +13,6 @@ course's data generator (COURSE_GENERATOR_KEYS) are ignored; any other key is an
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -76,7 +75,8 @@ def _pick(cls, mapping: dict | None, where: str):
 
 
 def load_config(path: str | Path | None = None) -> SimConfig:
-    """Defaults, then the YAML file (if given or if config/env.yml exists), then BOTIFY_URL."""
+    """Defaults, then the YAML file (if given or if config/env.yml exists). `python -m sim.run`
+    puts its --url (or BOTIFY_URL) on top."""
     path = Path(path) if path else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     raw: dict = {}
     if path is not None:
@@ -88,8 +88,6 @@ def load_config(path: str | Path | None = None) -> SimConfig:
         config = _course_config(raw, path)
     else:
         config = _botify_config(raw, path)
-    if os.environ.get("BOTIFY_URL"):
-        config.remote.url = os.environ["BOTIFY_URL"]
     return config
 
 

@@ -7,25 +7,25 @@
     python -m sim.run ... multi --processes P [--recommender AGENT] [--seed S] ...
 
 AGENT: `remote` (the Botify service at --url), `oracle` (knows the hidden session: the ceiling),
-`dummy` (uniformly random tracks), `console` (you type the tracks; single mode), or any
-recommender the service registers (`random`, `sticky_artist`, `toppop`, the list arms with
-`--lists core=recs.jsonl`, ...), run in-process by the service's own classes.
+`random` (uniformly random tracks drawn by the simulator, `sim.batch.RandomPolicy`, the
+ceiling's floor; `dummy` is the course's name for it), `console` (you type the tracks; single
+mode), or any other recommender the service registers (`sticky_artist`, `toppop`, the list arms
+with `--lists core=recs.jsonl`, ...), run in-process by the service's own classes.
 
 One episode is one session. `single` runs `--episodes` sessions per day in this process; `multi`
 runs `--episodes` sessions per day in each of P processes; process i simulates only the users
 u with u % P == i, so a user's requests come from one process in one order. Sessions are
-stepped side by side (`--batch-size` live at once, sim.batch), and every session is a pure
-function of (seed, process, day, its index): the same seed replays the same run, and the remote
-transports (`--transport batch`, the default: one POST /batch/<shard> per shard per round;
-`request`: one POST /next or /last per step) send exactly the same steps. Without `--days`, an
-interactive terminal is asked after each day whether to go on (single mode); otherwise one day.
-The summary per day (sessions, mean and standard error of session time and of tracks per
-session) goes to stdout and, with `--summary-json`, to a JSON file.
+stepped side by side (`--batch-size` live at once, sim.batch; the console agent: one), and every
+session is a pure function of (seed, process, day, its index): the same seed replays the same
+run, and the remote transports (`--transport batch`, the default: one POST /batch/<shard> per
+shard per round; `request`: one POST /next or /last per step) send exactly the same steps.
+Without `--days`, an interactive terminal is asked after each day whether to go on (single
+mode); otherwise one day. The summary per day (sessions, mean and standard error of session
+time and of tracks per session) goes to stdout and, with `--summary-json`, to a JSON file.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import multiprocessing
@@ -35,6 +35,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
 from tqdm import tqdm
 
@@ -43,13 +44,16 @@ from sim.config import SimConfig, load_config
 from sim.transport import InProcess, RemoteError, ServicePolicy, http_transport
 from sim.user_model import Population
 
+# The simulator's own agents; any other name is a recommender the service registers, run
+# in-process by the service's own classes. `dummy` is the course's name for `random`.
+AGENTS = ("remote", "oracle", "random", "dummy", "console")
+
 
 def agent_names() -> list[str]:
-    """Every agent sim.run knows: the special ones plus every registered recommender."""
+    """Every agent sim.run knows: the simulator's own plus every registered recommender."""
     from botify import recommenders
-    from sim.agents import AGENTS  # the agents that are not service recommenders
 
-    return [*AGENTS, *recommenders.names()]
+    return [*AGENTS, *(name for name in recommenders.names() if name not in AGENTS)]
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,12 @@ def make_policy(job: Job, population: Population, world):
         return ServicePolicy(transport)
     if name == "oracle":
         return OraclePolicy()
-    if name == "dummy":
+    if name in ("random", "dummy"):
         return RandomPolicy()
+    if name == "console":
+        from sim.console import ConsolePolicy
+
+        return ConsolePolicy(job.config.remote.url)
     return ServicePolicy(InProcess.build(world.catalog, name, lists=job.lists))
 
 
@@ -112,6 +120,7 @@ def simulate(job: Job) -> list[tuple[int, int, float, int]]:
                 file=sys.stderr,
                 leave=job.process == 0,
                 mininterval=0.5,
+                disable=job.recommender == "console",  # the prompts go to the terminal
             )
             with bar:
                 sim = BatchSimulator(
@@ -139,28 +148,6 @@ def _rows(day: int, result: SessionResults) -> list[tuple[int, int, float, int]]
         (day, int(u), float(t), int(n))
         for u, t, n in zip(result.user, result.time, result.tracks, strict=True)
     ]
-
-
-def simulate_console(job: Job) -> list[tuple[int, int, float, int]]:
-    """A person picks the tracks (RecEnv, one step at a time)."""
-    from sim.agents import ConsoleAgent, run_episode
-    from sim.env import RecEnv
-
-    world = job.config.load_world()
-    env = RecEnv(Population(world, job.config.user_model))
-    sessions = []
-    with ConsoleAgent(job.config.remote.url) as agent:
-        day = 1
-        while True:
-            for episode in range(job.episodes):
-                first = day == 1 and episode == 0  # seeded once; the env's stream carries on
-                total, tracks = run_episode(env, agent, job.seed if first else None)
-                sessions.append((day, env.user, total, tracks))
-            if (job.days is not None and day >= job.days) or (
-                job.days is None and not _ask_next_day(day)
-            ):
-                return sessions
-            day += 1
 
 
 def _ask_next_day(day: int) -> bool:
@@ -214,88 +201,109 @@ def markdown(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _lists_arg(text: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError("expected NAME=PATH, e.g. core=recs.jsonl")
-    return name, path
+def _lists(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
+    lists = {}
+    for text in values:
+        name, sep, path = text.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter("expected NAME=PATH, e.g. core=recs.jsonl")
+        lists[name] = path
+    return lists
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sim.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--episodes", type=int, default=100, help="sessions per day (per process)")
-    parser.add_argument("--config", type=Path, default=None, help="default: config/env.yml")
-    parser.add_argument(
-        "--world", type=Path, default=None, help="world directory (overrides config)"
-    )
-    parser.add_argument(
-        "--url", default=None, help="service base URL (default: config, BOTIFY_URL)"
-    )
-    parser.add_argument("--days", type=int, default=None, help="days to run without asking")
-    parser.add_argument("--summary-json", type=Path, default=None)
-    parser.add_argument(
-        "--batch-size", type=int, default=2048, help="sessions live at once per process"
-    )
-    modes = parser.add_subparsers(dest="mode", required=True)
+@dataclass(frozen=True)
+class RunOptions:
+    """The options before the mode: what to simulate, and where the summary goes."""
+
+    episodes: int
+    config: Path | None
+    world: Path | None
+    url: str | None
+    days: int | None
+    summary_json: Path | None
+    batch_size: int
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--episodes", type=click.IntRange(1), default=100, show_default=True,
+              help="sessions per day (per process)")  # fmt: skip
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="default: config/env.yml")  # fmt: skip
+@click.option("--world", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="world directory (overrides config)")  # fmt: skip
+@click.option("--url", envvar="BOTIFY_URL", show_envvar=True, default=None,
+              help="service base URL (default: the config's)")  # fmt: skip
+@click.option("--days", type=click.IntRange(1), default=None, help="days to run without asking")
+@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--batch-size", type=click.IntRange(1), default=2048, show_default=True,
+              help="sessions live at once per process")  # fmt: skip
+@click.pass_context
+def cli(ctx, **options) -> None:
+    """Run simulated listeners against a recommender (the seed's command line)."""
+    ctx.obj = RunOptions(**options)
+
+
+def _agent_options(mode: str):
+    """The options both modes share, after the mode (as in the seed's command line)."""
     agents = agent_names()
-    for mode, help_ in (("single", "one process"), ("multi", "several processes")):
-        sub = modes.add_parser(mode, help=help_)
-        if mode == "multi":
-            sub.add_argument("--processes", type=int, default=2)
-        sub.add_argument(
-            "--recommender",
-            choices=agents,
-            required=mode == "single",
-            default="remote",
-            metavar="AGENT",
-            help=f"one of: {', '.join(agents)}",
-        )
-        sub.add_argument("--seed", type=int, default=None, help="default: the config's seed")
-        sub.add_argument(
-            "--transport",
-            choices=("batch", "request"),
-            default="batch",
-            help="remote: one call per shard and round (batch) or per step (request)",
-        )
-        sub.add_argument(
-            "--lists",
-            type=_lists_arg,
-            action="append",
-            default=[],
-            metavar="NAME=PATH",
-            help="in-process list arms: a list file per list set (repeatable)",
-        )
-    return parser
+
+    def decorate(command):
+        options = [
+            click.option("--recommender", type=click.Choice(agents), metavar="AGENT",
+                         required=mode == "single", default=None if mode == "single" else "remote",
+                         show_default=mode != "single",
+                         help=f"one of: {', '.join(agents)}"),
+            click.option("--seed", type=int, default=None, help="default: the config's seed"),
+            click.option("--transport", type=click.Choice(["batch", "request"]), default="batch",
+                         show_default=True,
+                         help="remote: one call per shard and round (batch) or per step (request)"),
+            click.option("--lists", multiple=True, callback=_lists, metavar="NAME=PATH",
+                         help="in-process list arms: a list file per list set (repeatable)"),
+        ]  # fmt: skip
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.episodes < 1 or (args.days is not None and args.days < 1) or args.batch_size < 1:
-        parser.error("--episodes, --days and --batch-size must be positive")
-    processes = getattr(args, "processes", 1)
-    if processes < 1:
-        parser.error("--processes must be positive")
-    if args.recommender == "console" and args.mode != "single":
-        parser.error("the console agent needs single mode")
-    config = load_config(args.config)
-    if args.world is not None:
-        config.world_dir = args.world
-    if args.url:
-        config.remote.url = args.url
-    seed = config.seed if args.seed is None else args.seed
+@cli.command("single")
+@_agent_options("single")
+@click.pass_obj
+def single(options: RunOptions, recommender, seed, transport, lists) -> None:
+    """Run the sessions in this process."""
+    raise SystemExit(_run(options, "single", 1, recommender, seed, transport, lists))
+
+
+@cli.command("multi")
+@click.option("--processes", type=click.IntRange(1), default=2, show_default=True)
+@_agent_options("multi")
+@click.pass_obj
+def multi(options: RunOptions, processes, recommender, seed, transport, lists) -> None:
+    """Run the sessions in several processes, each owning its share of the users."""
+    if recommender == "console":
+        raise click.UsageError("the console agent needs single mode")
+    raise SystemExit(_run(options, "multi", processes, recommender, seed, transport, lists))
+
+
+def _run(options: RunOptions, mode: str, processes: int, recommender: str, seed: int | None,
+         transport: str, lists: dict[str, str]) -> int:  # fmt: skip
+    config = load_config(options.config)
+    if options.world is not None:
+        config.world_dir = options.world
+    if options.url:
+        config.remote.url = options.url
+    seed = config.seed if seed is None else seed
     config.load_world()  # generate it once here, not in every process
-    days = args.days if args.mode == "single" else (args.days or 1)
+    days = options.days if mode == "single" else (options.days or 1)
     jobs = [
-        Job(config, args.recommender, args.episodes, days, seed, i, processes,
-            args.transport, args.batch_size, dict(args.lists))
+        Job(config, recommender, options.episodes, days, seed, i, processes, transport,
+            1 if recommender == "console" else options.batch_size, dict(lists))
         for i in range(processes)
     ]  # fmt: skip
     started = time.perf_counter()
     try:
-        if args.recommender == "console":
-            sessions = simulate_console(jobs[0])
-        elif processes == 1:
+        if processes == 1:
             sessions = simulate(jobs[0])
         else:
             _, population = shared_population(config)
@@ -304,33 +312,33 @@ def main(argv: list[str] | None = None) -> int:
             with ProcessPoolExecutor(processes, mp_context=fork) as pool:
                 sessions = [s for part in pool.map(simulate, jobs) for s in part]
     except RemoteError as e:
-        print(f"error: {e}", file=sys.stderr)
+        click.echo(f"error: {e}", err=True)
         return 1
     elapsed = time.perf_counter() - started
     summary = summarise(sessions)
     steps = sum(s[3] for s in sessions)
-    print(
-        f"## {args.recommender}: {len(sessions)} sessions, {steps} steps in {elapsed:.1f} s "
+    click.echo(
+        f"## {recommender}: {len(sessions)} sessions, {steps} steps in {elapsed:.1f} s "
         f"({steps / elapsed:,.0f} steps/s; seed {seed})\n"
     )
-    print(markdown(summary))
-    if args.summary_json:
-        args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(markdown(summary))
+    if options.summary_json:
+        options.summary_json.parent.mkdir(parents=True, exist_ok=True)
         report = {
-            "recommender": args.recommender,
-            "mode": args.mode,
-            "transport": args.transport if args.recommender == "remote" else "in-process",
+            "recommender": recommender,
+            "mode": mode,
+            "transport": transport if recommender == "remote" else "in-process",
             "processes": processes,
-            "episodes": args.episodes,
+            "episodes": options.episodes,
             "seed": seed,
             "steps": steps,
             "elapsed_s": round(elapsed, 3),
             "sessions_sha256": sessions_digest(sessions),
             "days": summary,
         }
-        args.summary_json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        options.summary_json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m sim.run")

@@ -179,6 +179,7 @@ class InProcess(Transport):
         from botify.item_lists import MemoryItemLists, list_file_kind
         from botify.online_model import MemoryModels
         from botify.service import Service
+        from botify.settings import Settings
         from botify.toplists import read_list_file
         from botify.user_state import MemoryState, memory_lists
 
@@ -198,7 +199,7 @@ class InProcess(Transport):
         item_files = {name: path for name, path in (lists or {}).items() if kinds[name] == "items"}
         events = EventLog(log_dir) if log_dir is not None else None
         service = Service(
-            {"REPLICA": "in-process"},
+            Settings(replica="in-process"),
             catalog,
             experiments,
             state,

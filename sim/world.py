@@ -18,14 +18,13 @@ real-data world. Each part of the world draws from its own random stream (`STREA
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import click
 import numpy as np
 
 from botify.catalog import Catalog, read_tracks_json
@@ -64,9 +63,13 @@ class WorldShape:
     mainstream_norm: float = 3.0  # popular tracks share an axis of their own, scaled by pop ** e
     mainstream_pop_exponent: float = 0.25  # e above
     effective_dim: int = 18  # the genre/artist/track space's rank (smaller: wider dot products)
-    genre_norm: float = 2.1
-    artist_norm: float = 2.12
+    genre_norm: float = 2.18
+    artist_norm: float = 1.88
     track_norm: float = 1.3
+    # How much tracks' norms (genre + artist + track parts) keep their spread: 1 as drawn, 0 all
+    # equal. Inner products favour long vectors, so spread norms make a few tracks the nearest
+    # neighbours of many (hubs) and shrink the set of tracks any session starts from.
+    norm_spread: float = 0.0
     artist_size_alpha: float = 2.0  # Pareto tail of tracks per artist (smaller = heavier)
     artist_size_scale: float = 8.0
     max_artist_tracks: int = 200
@@ -225,6 +228,10 @@ def generate(seed: int, shape: WorldShape | None = None) -> World:
     # Tracks are shuffled so an artist's tracks are not consecutive ids.
     artist_of = artist_of[rng["tracks"].permutation(n)]
     emb = artist_centre[artist_of] + _random_directions(rng["tracks"], n, d, shape.track_norm)
+    if shape.norm_spread != 1.0:  # pull each track's norm towards the mean: fewer hubs
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        mean = norms.mean()
+        emb = emb * ((mean + shape.norm_spread * (norms - mean)) / norms)
     # Popularity: a latent mixing artist fame and track appeal, then Zipf over its ranks.
     artist_fame = rng["popularity"].standard_normal(n_artists)
     latent = shape.artist_pop_weight * artist_fame[artist_of] + rng["popularity"].standard_normal(n)
@@ -286,27 +293,25 @@ def _generate_users(rng: np.random.Generator, shape: WorldShape, pop: np.ndarray
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.world", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="directory to write the world into")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--tracks", type=int, default=WorldShape.tracks)
-    parser.add_argument("--users", type=int, default=WorldShape.users)
-    parser.add_argument("--dim", type=int, default=WorldShape.dim)
-    args = parser.parse_args(argv)
-    if min(args.tracks, args.users, args.dim) < 1:
-        parser.error("--tracks, --users and --dim must be positive")
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="directory to write the world into")  # fmt: skip
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--tracks", type=click.IntRange(1), default=WorldShape.tracks, show_default=True)
+@click.option("--users", type=click.IntRange(1), default=WorldShape.users, show_default=True)
+@click.option("--dim", type=click.IntRange(1), default=WorldShape.dim, show_default=True)
+def cli(out: str, seed: int, tracks: int, users: int, dim: int) -> None:
+    """Generate the default world (deterministic from its seed) in the course formats."""
     started = time.perf_counter()
-    world = generate(args.seed, WorldShape(tracks=args.tracks, users=args.users, dim=args.dim))
-    out = world.save(args.out)
-    print(
-        f"world seed={args.seed}: {world.n_tracks} tracks, {len(set(world.artist_names))} artists,"
-        f" {world.n_users} users, dim {world.embeddings.shape[1]} -> {out}"
+    world = generate(seed, WorldShape(tracks=tracks, users=users, dim=dim))
+    saved = world.save(out)
+    click.echo(
+        f"world seed={seed}: {world.n_tracks} tracks, {len(set(world.artist_names))} artists,"
+        f" {world.n_users} users, dim {world.embeddings.shape[1]} -> {saved}"
         f" ({time.perf_counter() - started:.1f} s)",
-        file=sys.stderr,
+        err=True,
     )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m sim.world")

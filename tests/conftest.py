@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from botify.redis_link import PASSWORD_ENV
+from botify.settings import CONFIG_ENV, ENV_PREFIX, NAMES, Settings
 from ops.redis_server import RedisServer
 
-# Hermetic: the tests' Redis servers and clients run without a password unless a test sets one.
-os.environ.pop(PASSWORD_ENV, None)
+# Hermetic: the tests' services, Redis servers and clients run on the default settings (no
+# password, the default key prefix, ...) unless a test sets one.
+for _name in NAMES:
+    os.environ.pop(ENV_PREFIX + _name.upper(), None)
+os.environ.pop(CONFIG_ENV, None)
+PREFIX = Settings().key_prefix  # the Redis key prefix every test app uses
 
 # folder under tests/ -> markers its tests carry
 LANES = {

@@ -9,19 +9,20 @@ from pathlib import Path
 
 import click
 
+from botify import settings
+from botify.settings import Settings
 from trainer.zoo import MODELS as ZOO_MODELS
 
 VARIANT = click.Choice(["trm", "ave"])
-REDIS_URL = click.option(
-    "--redis-url", envvar="BOTIFY_REDIS_URL", required=True, help="e.g. redis://localhost:6379/0"
-)
+# Where lists go live: the service's own settings (botify.settings: BOTIFY_* variables, the file
+# named by BOTIFY_CONFIG), so a deploy writes the keys the replicas read.
+REDIS_URL = settings.option("redis_url", "the service's Redis, e.g. redis://localhost:6379/0")
+KEY_PREFIX = settings.option("key_prefix", "the service's Redis key prefix")
 NAME = click.option("--name", default="core", show_default=True, help="list set name")
-JOURNAL = click.option(
-    "--journal",
+JOURNAL = settings.option(
+    "journal",
+    "deploy journal folder: the durable copy an emptied Redis is restored from",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="BOTIFY_JOURNAL",
-    default=None,
-    help="deploy journal folder: the durable copy an emptied Redis is restored from",
 )
 
 
@@ -137,6 +138,7 @@ def zoo_cmd(model: str, data: Path, out: Path, catalog: Path | None, epochs: int
 @cli.command("deploy")
 @click.option("--recs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @REDIS_URL
+@KEY_PREFIX
 @NAME
 @click.option(
     "--keep",
@@ -153,9 +155,7 @@ def zoo_cmd(model: str, data: Path, out: Path, catalog: Path | None, epochs: int
     help="model directory: its item_embeddings.npz goes live with the lists (session arms)",
 )
 @JOURNAL
-def deploy_cmd(
-    recs: Path, redis_url: str, name: str, keep: int, model_dir: Path | None, journal: Path | None
-) -> None:
+def deploy_cmd(recs, redis_url, key_prefix, name, keep, model_dir, journal) -> None:
     """Write RECS (and the model) as a new version, check the count, activate it; prints it.
 
     RECS holds user lists (`{"user", "tracks"}` lines, e.g. CORE's or the course's
@@ -164,12 +164,13 @@ def deploy_cmd(
     from botify.item_lists import list_file_kind
     from trainer.deploy import deploy, read_items, read_model, read_recs
 
+    config = _settings(redis_url=redis_url, key_prefix=key_prefix, journal=journal)
     kind = _run(list_file_kind, recs)
     lists = _run(read_recs, recs) if kind == "users" else []
     items = _run(read_items, recs) if kind == "items" else None
     model = _run(read_model, model_dir / "item_embeddings.npz") if model_dir else None
-    switch = _with_redis(redis_url, deploy, lists, name=name, keep=keep,
-                         meta={"source": recs.name}, model=model, journal=journal,
+    switch = _with_redis(config, deploy, lists, name=name, prefix=config.key_prefix, keep=keep,
+                         meta={"source": recs.name}, model=model, journal=config.journal,
                          items=items)  # fmt: skip
     what = f"{switch.users} lists" if kind == "users" else f"item lists of {switch.items} tracks"
     click.echo(
@@ -182,13 +183,16 @@ def deploy_cmd(
 
 @cli.command("rollback")
 @REDIS_URL
+@KEY_PREFIX
 @NAME
 @JOURNAL
-def rollback_cmd(redis_url: str, name: str, journal: Path | None) -> None:
+def rollback_cmd(redis_url, key_prefix, name: str, journal) -> None:
     """Re-activate the version the active one replaced (undo the last switch); prints it."""
     from trainer.deploy import rollback
 
-    switch = _with_redis(redis_url, rollback, name=name, journal=journal)
+    config = _settings(redis_url=redis_url, key_prefix=key_prefix, journal=journal)
+    switch = _with_redis(config, rollback, name=name, prefix=config.key_prefix,
+                         journal=config.journal)  # fmt: skip
     click.echo(f"{name}: rolled back from {switch.previous}", err=True)
     click.echo(switch.active)
 
@@ -202,6 +206,7 @@ def rollback_cmd(redis_url: str, name: str, journal: Path | None) -> None:
     help="folder for dataset/, model/, recs.jsonl",
 )
 @REDIS_URL
+@KEY_PREFIX
 @NAME
 @click.option("--variant", type=VARIANT, default=None, help="default: RECIPE in trainer/train.py")
 @click.option("--epochs", type=click.IntRange(1), default=None)
@@ -209,15 +214,17 @@ def rollback_cmd(redis_url: str, name: str, journal: Path | None) -> None:
 @click.option("--min-time", default=0.8, show_default=True)
 @JOURNAL
 @click.pass_context
-def run_cmd(ctx, data, work, redis_url, name, variant, epochs, seed, min_time, journal) -> None:
+def run_cmd(ctx, data, work, redis_url, key_prefix, name, variant, epochs, seed, min_time,
+            journal) -> None:  # fmt: skip
     """prepare -> train -> recommend -> deploy, in WORK."""
+    _settings(redis_url=redis_url, key_prefix=key_prefix, journal=journal)  # bad ones fail first
     ctx.invoke(prepare_cmd, data=data, out=work / "dataset", min_time=min_time)
     ctx.invoke(train_cmd, dataset=work / "dataset", out=work / "model", variant=variant,
                epochs=epochs, seed=seed, max_len=None, batch_size=None, no_progress=False)  # fmt: skip
     ctx.invoke(recommend_cmd, model_dir=work / "model", out=work / "recs.jsonl", k=100,
                exclude_seen=False)  # fmt: skip
-    ctx.invoke(deploy_cmd, recs=work / "recs.jsonl", redis_url=redis_url, name=name, keep=3,
-               model_dir=work / "model", journal=journal)  # fmt: skip
+    ctx.invoke(deploy_cmd, recs=work / "recs.jsonl", redis_url=redis_url, key_prefix=key_prefix,
+               name=name, keep=3, model_dir=work / "model", journal=journal)  # fmt: skip
 
 
 def _run(fn, *args, **kwargs):
@@ -236,15 +243,23 @@ def _run(fn, *args, **kwargs):
         raise click.ClickException(str(exc)) from exc
 
 
-def _with_redis(url: str, fn, *args, **kwargs):
+def _settings(**given) -> Settings:
+    """The service's settings with this command's options on top; a bad one is a usage error."""
+    try:
+        return settings.from_options(**given)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _with_redis(config: Settings, fn, *args, **kwargs):
     import redis
 
-    from botify.redis_link import connect
+    from botify.redis_link import client_for
 
-    client = connect(url)
+    client = client_for(config)
     try:
         return _run(fn, client, *args, **kwargs)
     except redis.RedisError as exc:
-        raise click.ClickException(f"redis at {url}: {exc}") from exc
+        raise click.ClickException(f"redis at {config.redis_url}: {exc}") from exc
     finally:
         client.close()

@@ -8,7 +8,7 @@ user only, all under the user's hash tag, so it is Redis-Cluster safe), and the 
 runs in-process in the simulator against `MemoryState`, which implements every op with the same
 semantics (tests run both backends on the same inputs).
 
-Keys (prefix `botify`; `{<user>}` is the Redis Cluster hash tag):
+Keys (`prefix`: the settings' `key_prefix`; `{<user>}` is the Redis Cluster hash tag):
     {prefix}:cursor:{scope}:{<user>}   position last handed out in the user's list (a hint)
     {prefix}:session:{<user>}          the live session: packed (uint32 track, float32 time)
                                        records, oldest first, at most `session_length`, with a TTL

@@ -10,6 +10,7 @@ from typing import Any, cast
 import numpy as np
 import redis
 
+from botify.settings import Settings
 from botify.toplists import CachedTopLists, Client
 from botify.user_state.operations import (
     SESSION_RECORD,
@@ -95,25 +96,15 @@ class RedisState:
     on a list set with no active version answers None without asking Redis.
     """
 
-    def __init__(
-        self,
-        client: Client,
-        prefix: str = "botify",
-        cursor_ttl: int = 24 * 3600,
-        session_length: int = 50,
-        session_ttl: int = 3600,
-        pointer_max_age: float = 1.0,
-        history_length: int = 10,
-        history_ttl: int = 30 * 24 * 3600,
-    ):
+    def __init__(self, client: Client, settings: Settings):
         self.client = client
-        self.prefix = prefix
-        self.cursor_ttl = int(cursor_ttl)
-        self.session_length = int(session_length)
-        self.session_ttl = int(session_ttl)
-        self.history_length = int(history_length)
-        self.history_ttl = int(history_ttl)
-        self.pointer_max_age = pointer_max_age
+        self.prefix = settings.key_prefix
+        self.cursor_ttl = settings.cursor_ttl
+        self.session_length = settings.session_length
+        self.session_ttl = settings.session_ttl
+        self.history_length = settings.history_length
+        self.history_ttl = settings.history_ttl
+        self.pointer_max_age = settings.pointer_cache_seconds
         self.lists: dict[str, CachedTopLists] = {}
         register = cast(redis.Redis, client).register_script  # the cluster client has it too
         self._scripts = {

@@ -1,5 +1,3 @@
-import sys
+from ops.stack.cli import cli
 
-from ops.stack.cli import main
-
-sys.exit(main())
+cli(prog_name="python -m ops.stack")

@@ -2,7 +2,7 @@
 
     python -m ops.stack up --world data/world --experiments config/experiments.yml \\
         --log-dir runs/logs [--replicas 2] [--workers-per-replica 1] [--port 8000] \\
-        [--redis-url URL] [--nginx auto|on|off] [--wait-for auto|ready|health]
+        [--redis-url URL] [--nginx auto|on|off] [--wait-for auto|ready|health] [--journal DIR]
 
 Topology (the same as docker-compose.yml):
 - Redis: an embedded throw-away redis-server (ops.redis_server) unless --redis-url is given.
@@ -24,7 +24,9 @@ Supervision: a replica, nginx or the embedded Redis that dies is restarted (same
 serves from the other replicas meanwhile; Redis comes back empty), with a doubling back-off when
 it dies again right away; after GIVE_UP_AFTER such deaths in a row the stack stops and exits 1.
 Redis takes its password from BOTIFY_REDIS_PASSWORD (the embedded server then requires it, the
-replicas get it by environment); it is never printed. SIGINT/SIGTERM stop everything (nginx, then
+replicas get it by environment); it is never printed. The replicas and the keeper read every other
+setting (BOTIFY_KEY_PREFIX, ...) from the same environment (`botify.settings`); --journal also
+reads BOTIFY_JOURNAL. SIGINT/SIGTERM stop everything (nginx, then
 replicas, gracefully, then Redis) and exit 0; start-up failure exits 1; bad usage exits 2.
 
 The Python API is `LocalStack`, a context manager used by the demo and the tests.
@@ -32,12 +34,13 @@ The Python API is `LocalStack`, a context manager used by the demo and the tests
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import signal
 import threading
 
+import click
+
+from botify import settings as botify_settings
 from botify.redis_link import PASSWORD_ENV
 from ops.redis_server import RedisServerError
 from ops.stack.local import LocalStack
@@ -85,53 +88,52 @@ def _serve(stack: LocalStack) -> int:
             signal.signal(sig, handler)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ops.stack", description=(__doc__ or "").split("\n")[0]
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="start the stack and serve until SIGINT/SIGTERM")
-    up.add_argument(
-        "--world", required=True, help="world directory (its tracks.json is the catalog)"
-    )
-    up.add_argument("--experiments", required=True, help="experiments YAML")
-    up.add_argument("--log-dir", required=True, help="log root: one folder per replica")
-    up.add_argument("--replicas", type=int, default=2)
-    up.add_argument("--workers-per-replica", type=int, default=1)
-    up.add_argument("--port", type=int, default=8000, help="public port (nginx, else replica 1)")
-    up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
-    up.add_argument("--nginx", choices=("auto", "on", "off"), default="auto")
-    up.add_argument(
-        "--wait-for",
-        choices=("auto", "ready", "health"),
-        default="auto",
-        help="auto: READY once serving, a warning if /ready is not ok; ready: wait for /ready",
-    )
-    up.add_argument("--ready-timeout", type=float, default=60.0)
-    up.add_argument(
-        "--journal",
-        default=os.environ.get("BOTIFY_JOURNAL"),
-        help="deploy journal: a keeper restores an emptied Redis from it (BOTIFY_JOURNAL)",
-    )
-    ns = parser.parse_args(argv)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """The Botify stack without Docker: Redis, N gunicorn replicas and nginx in front."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if ns.replicas < 1 or ns.workers_per_replica < 1:
-        parser.error("--replicas and --workers-per-replica must be >= 1")
+
+
+@cli.command("up")
+@click.option("--world", required=True, type=click.Path(file_okay=False),
+              help="world directory (its tracks.json is the catalog)")  # fmt: skip
+@click.option("--experiments", required=True, type=click.Path(dir_okay=False),
+              help="experiments YAML")  # fmt: skip
+@click.option("--log-dir", required=True, type=click.Path(file_okay=False),
+              help="log root: one folder per replica")  # fmt: skip
+@click.option("--replicas", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--workers-per-replica", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="public port (nginx, else replica 1); 0: a free one")  # fmt: skip
+@click.option("--redis-url", default=None, help="use this Redis instead of an embedded one")
+@click.option("--nginx", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True)  # fmt: skip
+@click.option("--wait-for", type=click.Choice(["auto", "ready", "health"]), default="auto",
+              show_default=True,
+              help="auto: READY once serving, a warning if /ready is not ok; ready: wait for /ready")  # fmt: skip
+@click.option("--ready-timeout", type=float, default=60.0, show_default=True)
+@botify_settings.option(
+    "journal", "deploy journal: a keeper restores an emptied Redis from it",
+    type=click.Path(file_okay=False),
+)  # fmt: skip
+def up(world, experiments, log_dir, replicas, workers_per_replica, port, redis_url, nginx,
+       wait_for, ready_timeout, journal) -> None:  # fmt: skip
+    """Start the stack and serve until SIGINT/SIGTERM; prints `READY <url>` once serving."""
     try:
         stack = LocalStack(
-            ns.world,
-            ns.experiments,
-            ns.log_dir,
-            replicas=ns.replicas,
-            port=ns.port,
-            redis_url=ns.redis_url,
-            nginx=ns.nginx,
-            workers_per_replica=ns.workers_per_replica,
-            wait_for=ns.wait_for,
-            ready_timeout=ns.ready_timeout,
-            journal=ns.journal,
+            world,
+            experiments,
+            log_dir,
+            replicas=replicas,
+            port=port,
+            redis_url=redis_url,
+            nginx=nginx,
+            workers_per_replica=workers_per_replica,
+            wait_for=wait_for,
+            ready_timeout=ready_timeout,
+            journal=journal,
         )
     except StackError as error:
         log.error("%s", error)
-        return 1
-    return _serve(stack)
+        raise SystemExit(1) from error
+    raise SystemExit(_serve(stack))

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from botify.redis_link import PASSWORD_ENV, connect
+from botify.settings import Settings
 from ops.redis_server import RedisServer, RedisServerError, free_port
 from ops.stack.nginx import NGINX_TEMPLATE, find_nginx, render_nginx_conf, upstream_servers
 from ops.stack.process import Child, StackError, http_status, tail
@@ -80,8 +81,8 @@ class LocalStack:
         self._expected_dead: set[str] = set()
         self._lock = threading.Lock()
         # The password of the stack's Redis (embedded or --redis-url): the argument, else the
-        # environment's BOTIFY_REDIS_PASSWORD. Handed to replicas by environment, never printed.
-        self.redis_password = redis_password or os.environ.get(PASSWORD_ENV) or None
+        # settings' (BOTIFY_REDIS_PASSWORD). Handed to replicas by environment, never printed.
+        self.redis_password = redis_password or Settings.load().redis_password
         self.supervise = supervise
         # With a deploy journal, a keeper child gives an emptied Redis its live version back.
         self.journal = Path(journal) if journal is not None else None
@@ -231,7 +232,8 @@ class LocalStack:
 
     def _keeper_child(self) -> Child:
         assert self.journal is not None
-        env = dict(os.environ)
+        # the replicas' environment, so it reads the same settings (key prefix, password)
+        env = {**os.environ, **self.extra_env}
         if self.redis_password:
             env[PASSWORD_ENV] = self.redis_password
         args = [sys.executable, "-m", "ops.keeper", "--redis-url", self.redis_url,

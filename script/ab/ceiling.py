@@ -8,7 +8,8 @@ metrics, computed the report's way: sessions -> users -> mean over users) as JSO
      "counts": {"oracle": {"sessions": n, "users": u}, ...}}
 
 `sessions` is the smallest number of sessions any agent ran; `counts` is optional. Metrics an
-agent lacks are not shown. `ceiling_from_sessions` builds this dict from per-session arrays.
+agent lacks are not shown. The simulator writes it with `measure.ceiling.ceiling_from_sessions`
+(the file's one writer; `load_ceiling` below is its reader).
 With it the report shows each arm's metric in three forms: in % of control (the effect), in % of
 the oracle's value, and as its position between random (0 %) and the oracle (100 %).
 """
@@ -21,28 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from numpy.typing import ArrayLike
-
+from measure.ceiling import REFERENCES
+from measure.metrics import METRICS
+from measure.stats import SampleMean
+from script.ab.compare import Effect
 from script.ab.errors import ReportError
-from script.ab.metrics import METRICS, users_from_sessions
-from script.ab.stats import Effect, SampleMean
-
-REFERENCES = ("random", "oracle")
-
-
-def ceiling_from_sessions(agents: Mapping[str, tuple[ArrayLike, ArrayLike, ArrayLike]]) -> dict:
-    """``{"oracle": (users, times, tracks), "random": (...)}``, one value per session each
-    (the session's user, summed listening time, number of tracks) -> the ceiling file's dict."""
-    result: dict = {"sessions": 0, "agents": {}, "counts": {}}
-    for name, (users, times, tracks) in agents.items():
-        per_user = users_from_sessions(users, times, tracks)
-        result["agents"][name] = {
-            metric: float(per_user[metric].mean()) for metric in METRICS if metric in per_user
-        }
-        result["counts"][name] = {"sessions": int(np.size(users)), "users": len(per_user)}
-    result["sessions"] = min((c["sessions"] for c in result["counts"].values()), default=0)
-    return result
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 
 Everything else that can go wrong with a single comparison (too few users, no variance, a
 non-finite metric, a zero control mean) is not an exception: the comparison carries a status code
-and a message, and the report is still written (see `script.ab.stats.Effect`).
+and a message, and the report is still written (see `script.ab.compare.Effect`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A `Report` as files: report.md, effects.csv, report.json, ab_test.png (and ceiling.png).
+"""A `Report` as files: report.md, effects.csv, report.json, ab_test.png (and ceiling.png,
+sequential.png in the sequential view).
 
 Pictures use matplotlib's Agg backend, imported only when a picture is drawn.
 """
@@ -6,16 +7,20 @@ Pictures use matplotlib's Agg backend, imported only when a picture is drawn.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from measure.metrics import LOWER_IS_BETTER, METRICS
 from script.ab.ceiling import CeilingResult
-from script.ab.metrics import LOWER_IS_BETTER, METRICS, FallbackRate
-from script.ab.report import Report
-from script.ab.stats import Effect
+from script.ab.compare import Effect
+from script.ab.guardrails import GuardrailResult
+from script.ab.metrics import FallbackRate
+from script.ab.reference import ReferenceRow
+from script.ab.report import Report, SequentialInfo
 
 
 def pyplot():
@@ -48,7 +53,7 @@ _YES_NO = {True: "yes", False: "no", None: "-"}
 
 def render_table(effects: list[Effect]) -> list[list[str]]:
     header = ["arm", "metric", "control", "treatment", "effect %", "CI %", "p", "sig"]
-    rows = [[*header, "p Holm", "sig Holm"]]
+    rows = [[*header, "p Holm", "sig Holm", "MDE %"]]
     for e in effects:
         rows.append(
             [
@@ -62,6 +67,73 @@ def render_table(effects: list[Effect]) -> list[list[str]]:
                 _YES_NO[e.significant],
                 fmt(e.p_holm, 4),
                 _YES_NO[e.significant_holm],
+                fmt(e.mde_pct, 1),
+            ]
+        )
+    return rows
+
+
+def cuped_table(effects: list[Effect]) -> list[list[str]]:
+    """Raw and CUPED-adjusted effects side by side, and how much narrower the interval is."""
+    rows = [["arm", "metric", "theta", "raw effect %", "raw CI %", "CUPED effect %", "CUPED CI %",
+             "CI narrower"]]  # fmt: skip
+    for e in effects:
+        if e.method != "cuped":
+            continue
+        narrower = "-" if e.ci_narrower_pct is None else f"{e.ci_narrower_pct:.1f} %"
+        rows.append(
+            [
+                e.arm,
+                e.metric,
+                fmt(e.theta, 3),
+                fmt(e.raw_effect_pct, sign=True),
+                interval(e.raw_lower_pct, e.raw_upper_pct),
+                fmt(e.effect_pct, sign=True),
+                interval(e.lower_pct, e.upper_pct),
+                narrower,
+            ]
+        )
+    return rows
+
+
+def sequential_table(info: SequentialInfo, decision: str) -> list[list[str]]:
+    """Per arm: the look at which the decision metric's always-valid interval first excluded 0."""
+    rows = [["arm", f"{decision}: stopped at look", "after (s)", "direction",
+             "effect % at the last look", "always-valid CI %"]]  # fmt: skip
+    last = info.looks[-1].effects if info.looks else {}
+    for arm, stop in info.stops.items():
+        final = last.get(arm, {})
+        if stop is None:
+            look, after, direction = f"never (of {len(info.looks)})", "-", "-"
+        else:
+            look = f"{stop['look']} of {len(info.looks)}"
+            after = f"{(stop['until_ms'] - info.start_ms) / 1000:.1f}"
+            direction = stop["direction"]
+        rows.append(
+            [
+                arm,
+                look,
+                after,
+                direction,
+                fmt(final.get("effect_pct"), sign=True),
+                interval(final.get("lower_pct"), final.get("upper_pct")),
+            ]
+        )
+    return rows
+
+
+def guardrail_table(results: list[GuardrailResult]) -> list[list[str]]:
+    rows = [["arm", "guardrail", "effect %", "CI %", "verdict", "why"]]
+    for r in results:
+        sign = "+" if r.lower_is_better else "-"
+        rows.append(
+            [
+                r.arm,
+                f"{r.metric} at most {sign}{r.margin_pct:g} %",
+                fmt(r.effect_pct, sign=True),
+                interval(r.lower_pct, r.upper_pct),
+                r.verdict.upper() if r.verdict != "no verdict" else r.verdict,
+                r.reason,
             ]
         )
     return rows
@@ -73,6 +145,20 @@ def fallback_table(rates: dict[str, FallbackRate]) -> list[list[str]]:
         share = "-" if r.rate is None else f"{100 * r.rate:.2f} %"
         rows.append([arm, f"{r.next_events:,}", f"{r.fallback_events:,}", share])
     return rows
+
+
+def reference_table(rows: list[ReferenceRow], label: str) -> list[list[str]]:
+    """Per arm: our effect and interval, the reference's point, and whether it lies inside."""
+    out = [["arm", "metric", "ours", label, f"{label} inside our interval"]]
+    for r in rows:
+        ours = (
+            "n/a"
+            if r.effect_pct is None
+            else f"{r.effect_pct:+.1f} % [{r.lower_pct:+.1f}, {r.upper_pct:+.1f}]"
+        )
+        verdict = {True: "yes", False: "no", None: "n/a"}[r.inside]
+        out.append([r.arm, r.metric, ours, f"{r.reference_pct:+.1f} %", verdict])
+    return out
 
 
 def ceiling_table(ceiling: CeilingResult, control: str) -> list[list[str]]:
@@ -100,6 +186,13 @@ def markdown_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     return "\n".join(lines)
+
+
+def _method_words(effects: list[Effect]) -> str:
+    cuped = any(e.method == "cuped" for e in effects)
+    sequential = any(e.sequential for e in effects)
+    words = "always-valid interval" if sequential else "interval"
+    return ("CUPED, " if cuped else "Welch, ") + words
 
 
 def plot(effects: list[Effect], path: Path, experiment: str, control: str, alpha: float) -> None:
@@ -158,8 +251,9 @@ def plot(effects: list[Effect], path: Path, experiment: str, control: str, alpha
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel(f"effect, % of {control}")
         ax.grid(axis="x", alpha=0.3)
+    kind = _method_words(effects)
     fig.suptitle(
-        f"{experiment}: each arm vs {control} ({100 * (1 - alpha):.0f}% Welch CI); "
+        f"{experiment}: each arm vs {control} ({100 * (1 - alpha):.0f}% {kind}); "
         "green = significantly better, red = significantly worse, * = significant after Holm",
         fontsize=10,
     )
@@ -211,8 +305,57 @@ def plot_ceiling(ceiling: CeilingResult, path: Path, experiment: str, control: s
     plt.close(fig)
 
 
+def plot_sequential(info: SequentialInfo, path: Path, decision: str, alpha: float) -> None:
+    """Per arm, the decision metric's effect and always-valid interval at every look."""
+    plt = pyplot()
+    arms = list(info.stops)
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for i, arm in enumerate(arms):
+        points = [
+            (look.look, look.effects[arm])
+            for look in info.looks
+            if arm in look.effects and look.effects[arm].get("lower_pct") is not None
+        ]
+        if not points:
+            continue
+        x = np.array([p for p, _ in points]) + (i - (len(arms) - 1) / 2) * 0.08
+        mid = np.array([e["effect_pct"] for _, e in points], dtype=float)
+        low = np.array([e["lower_pct"] for _, e in points], dtype=float)
+        high = np.array([e["upper_pct"] for _, e in points], dtype=float)
+        color = f"C{i % 10}"
+        ax.errorbar(x, mid, yerr=[mid - low, high - mid], fmt="o-", color=color, capsize=3,
+                    markersize=4, label=arm)  # fmt: skip
+        stop = info.stops[arm]
+        if stop is not None:
+            ax.axvline(stop["look"], color=color, linestyle=":", linewidth=1)
+    ax.axhline(0, color="black", linewidth=1)
+    ax.set_xlabel("look")
+    ax.set_ylabel(f"{decision}, effect in %")
+    ax.set_title(
+        f"{100 * (1 - alpha):.0f}% always-valid intervals at each look (N* = {info.tuning:g}); "
+        "dotted: where the arm would have stopped",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def to_json(report: Report) -> str:
-    return json.dumps(asdict(report), indent=2, default=_json_default) + "\n"
+    return json.dumps(_finite(asdict(report)), indent=2, default=_json_default) + "\n"
+
+
+def _finite(value: object) -> object:
+    """JSON has no infinity or NaN: such a number (an impossible split's chi-square) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_default(value: object) -> object:
@@ -221,8 +364,62 @@ def _json_default(value: object) -> object:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+def method_lines(report: Report) -> list[str]:
+    """What the effects are: plain or CUPED, fixed-horizon or always-valid; and why."""
+    lines = []
+    cuped = report.cuped
+    if cuped is not None and cuped.enabled:
+        with_pre = sum(cuped.users_with_pre.values())
+        without = sum(cuped.users_without_pre.values())
+        window = f"the events before {cuped.pre_until_ms} ms" + (
+            f" from {cuped.pre_since_ms} ms" if cuped.pre_since_ms is not None else ""
+        )
+        lines.append(
+            f"- CUPED: on, by default where a pre-period exists (covariate: each metric of the "
+            f"same user in the pre-period, {window}; theta pooled over each pair of arms, as "
+            f"gbstats). {with_pre:,} users had pre-period data, {without:,} had none and count 0 "
+            "there (gbstats' way: they stay in, gaining nothing from the adjustment)"
+        )
+        skipped = [e for e in report.effects if e.pre_balance_p is not None and e.method != "cuped"]
+        if skipped:
+            lines[-1] += (
+                "; skipped where the arms' pre-period means differ beyond chance (not an untreated "
+                "pre-period): " + ", ".join(f"{e.arm} {e.metric}" for e in skipped)
+            )
+    elif cuped is not None:
+        lines.append(f"- CUPED: {cuped.reason}")
+    if report.sequential is not None:
+        info = report.sequential
+        always = any(e.sequential for e in report.effects)
+        lines.append(
+            f"- sequential view: on. {'Intervals and p-values are' if always else 'The looks use'}"
+            f" always-valid intervals (gbstats' confidence sequence, tuning parameter N* = "
+            f"{info.tuning:g} users in a pair of arms), valid however often they are looked at; "
+            f"recomputed at {len(info.looks)} equally spaced looks over the window"
+            + (
+                ""
+                if always
+                else "; the tables' intervals are fixed-horizon, for the one look "
+                "at the end of the window"
+            )
+        )
+    else:
+        lines.append("- sequential view: off (fixed-horizon intervals: valid for one look)")
+    lines.append(
+        f"- decision metric: `{report.decision}`"
+        + (f"; guardrails and weights from `{report.config}`" if report.config else "")
+    )
+    return lines
+
+
 def markdown(report: Report) -> str:
     srm = report.srm
+    split = (
+        "the weights " + ", ".join(f"{a} {w:.3g}" for a, w in report.weights.items())
+        if report.weights
+        else "an equal split"
+    )
+    method = "CUPED-adjusted " if any(e.method == "cuped" for e in report.effects) else ""
     lines = [
         f"# A/B report: experiment `{report.experiment}`",
         "",
@@ -231,19 +428,66 @@ def markdown(report: Report) -> str:
         + (f", before {report.until_ms} ms" if report.until_ms is not None else ""),
         f"- control: `{report.control}`, alpha = {report.alpha} (two-sided Welch t; "
         "Holm over all arm x metric comparisons)",
+        *method_lines(report),
         f"- events: {report.events:,}; users: {report.users:,}; finished sessions: {report.sessions:,}",
         "- users with a finished session per arm: "
         + ", ".join(f"{arm} {n:,}" for arm, n in report.users_with_sessions.items()),
-        f"- sample ratio (users per arm {srm.users}): chi-square = {srm.chi2:.2f}, "
-        f"p = {srm.p_value:.3g} -> {'MISMATCH' if srm.mismatch else 'ok'}",
+        f"- sample ratio (users per arm {srm.users}, expected: {split}): chi-square = "
+        f"{srm.chi2:.2f}, p = {srm.p_value:.3g} -> {'MISMATCH' if srm.mismatch else 'ok'}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in report.versions.items()),
         "",
-        "Effect = (treatment mean - control mean) / control mean, in %, with its "
-        f"{100 * (1 - report.alpha):.0f}% confidence interval.",
+        f"Effect = ({method}treatment mean - control mean) / control mean, in %, with its "
+        f"{100 * (1 - report.alpha):.0f}% confidence interval (Fieller's interval of the ratio); "
+        f"MDE = the smallest effect this many users detect with {report.power:.0%} power.",
         "",
         markdown_table(render_table(report.effects)),
         "",
         "![effects](ab_test.png)",
+    ]
+    if report.reference is not None:
+        label = report.reference_label or "reference"
+        lines += [
+            "",
+            f"## Against the {label}",
+            "",
+            f"The {label}'s effects beside ours: does its point lie inside our interval? "
+            "(Validation: reported, never tuned to.)",
+            "",
+            markdown_table(reference_table(report.reference, label)),
+        ]
+    if report.guardrails:
+        lines += [
+            "",
+            "## Guardrails",
+            "",
+            "Non-inferiority: an arm passes when its whole interval stays within the margin.",
+            "",
+            markdown_table(guardrail_table(report.guardrails)),
+        ]
+    if report.cuped is not None and report.cuped.enabled:
+        lines += [
+            "",
+            "## CUPED",
+            "",
+            "The plain effect and the CUPED-adjusted one side by side (the same kind of interval), "
+            "and by how much CUPED narrowed the interval.",
+            "",
+            markdown_table(cuped_table(report.effects)),
+        ]
+    if report.sequential is not None:
+        lines += [
+            "",
+            "## Sequential view",
+            "",
+            f"Where each arm would have stopped: the first of {len(report.sequential.looks)} "
+            f"looks at which the always-valid interval of `{report.decision}` excluded 0 "
+            "(seconds after the window's first event).",
+            "",
+            markdown_table(sequential_table(report.sequential, report.decision)),
+            "",
+            "![sequential](sequential.png)",
+        ]
+    lines += [
         "",
         "## Fallback",
         "",
@@ -280,13 +524,20 @@ def write_report(report: Report, out: Path) -> dict[str, Path]:
     names = ["report.md", "effects.csv", "report.json", "ab_test.png"]
     if report.ceiling is not None:
         names.append("ceiling.png")
+    if report.sequential is not None:
+        names.append("sequential.png")
     paths = {name: out / name for name in names}
     effects_frame(report.effects).to_csv(paths["effects.csv"], index=False)
     paths["report.json"].write_text(to_json(report))
     plot(report.effects, paths["ab_test.png"], report.experiment, report.control, report.alpha)
+    # a picture left by an earlier run would contradict report.md: draw it or remove it
     if report.ceiling is not None:
         plot_ceiling(report.ceiling, paths["ceiling.png"], report.experiment, report.control)
-    else:  # a picture left by an earlier run with a ceiling would contradict report.md
+    else:
         (out / "ceiling.png").unlink(missing_ok=True)
+    if report.sequential is not None:
+        plot_sequential(report.sequential, paths["sequential.png"], report.decision, report.alpha)
+    else:
+        (out / "sequential.png").unlink(missing_ok=True)
     paths["report.md"].write_text(markdown(report))
     return paths

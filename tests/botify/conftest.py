@@ -12,6 +12,7 @@ import redis
 from botify import online_model
 from botify.app import create_app
 from botify.toplists import TopLists
+from tests.conftest import PREFIX
 
 N_TRACKS = 200
 TRACKS_PER_ARTIST = 10
@@ -77,11 +78,11 @@ def client(app):
 def write_lists(url: str, users, k: int = 100, name: str = "core") -> str:
     """Known lists for `users` and a small online model (the session arm's), one version, live."""
     client = redis.Redis.from_url(url)
-    lists = TopLists(client, name)
+    lists = TopLists(client, name, PREFIX)
     version, _ = lists.write((u, user_list(u, k)) for u in users)
     embeddings = np.random.default_rng(0).standard_normal((N_TRACKS, 4))
     fields = online_model.pack(np.arange(N_TRACKS), embeddings, {"kind": "test"})
-    client.hset(online_model.model_key("botify", name, version), mapping=fields)
+    client.hset(online_model.model_key(PREFIX, name, version), mapping=fields)
     lists.activate(version)
     client.close()
     return version
@@ -91,6 +92,11 @@ def write_lists(url: str, users, k: int = 100, name: str = "core") -> str:
 def core_lists(redis_url) -> str:
     """Lists for users 0..499 under set `core`, active. Returns the version."""
     return write_lists(redis_url, range(500))
+
+
+def log_dir(app) -> Path:
+    """The event log folder of a test app."""
+    return Path(app.extensions["botify"].settings.log_dir)
 
 
 def read_events(log_dir: Path) -> list[dict]:

@@ -8,8 +8,10 @@ import pytest
 
 from botify.app import create_app
 from botify.experiments import Experiments
+from botify.settings import Settings
+from tests.conftest import PREFIX
 
-from .conftest import EXPERIMENTS, N_TRACKS, artist_of, read_events, user_list
+from .conftest import EXPERIMENTS, N_TRACKS, artist_of, log_dir, read_events, user_list
 
 ROUTE = Experiments.from_file(EXPERIMENTS)
 
@@ -47,7 +49,7 @@ def test_next_and_last_contract(client, core_lists, app):
     last = client.post(f"/last/{user}", json={"track": answer.json["track"], "time": 0.3})
     assert last.status_code == 200 and last.json == {"user": user}
 
-    nxt, end = read_events(app.config["LOG_DIR"])
+    nxt, end = read_events(log_dir(app))
     assert set(nxt) == {
         "message", "timestamp", "user", "track", "time", "latency",
         "recommendation", "experiments", "replica", "fallback",
@@ -76,7 +78,7 @@ def test_course_simulator_request_sequence(client, core_lists, app):
     body = json.dumps({"track": int(track), "time": reward})
     assert client.post(f"/last/{user}", data=body, headers=headers).json == {"user": user}
     assert seen == user_list(user)[:4]
-    events = read_events(app.config["LOG_DIR"])
+    events = read_events(log_dir(app))
     assert [e["message"] for e in events] == ["next"] * 4 + ["last"]
     assert [e["time"] for e in events] == [1.0, 0.9, 0.05, 0.7, 0.0]
 
@@ -104,11 +106,13 @@ def test_readiness_needs_redis_and_lists(make_app, redis_client, tmp_path):
     waiting = client.get("/ready")
     assert waiting.status_code == 503
     assert waiting.json["reasons"] == ["list set 'core' has no active version"]
-    assert redis_client.hget("botify:catalog", "tracks") == str(N_TRACKS).encode()  # refilled
-    catalog_only = tmp_path / "catalog-only.yml"  # no arm reads a list set: ready without one
-    arms = [{"name": "C", "recommender": "random"}, {"name": "T1", "recommender": "sticky_artist"}]
-    catalog_only.write_text(json.dumps({"experiments": [{"name": "AA", "arms": arms}]}))
-    assert make_app(EXPERIMENTS=str(catalog_only)).test_client().get("/ready").json["ready"] is True
+    assert redis_client.hget(f"{PREFIX}:catalog", "tracks") == str(N_TRACKS).encode()  # refilled
+    catalog_only = tmp_path / "catalog-only.yml"  # arms that need no lists: ready without them
+    catalog_only.write_text("route: ONE\nexperiments:\n  - name: ONE\n    arms:\n"
+                            "      - {name: C, recommender: sticky_artist}\n"
+                            "      - {name: T1, recommender: toppop}\n")  # fmt: skip
+    collect = make_app(EXPERIMENTS=str(catalog_only))
+    assert collect.test_client().get("/ready").json["ready"] is True
     unreachable = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client().get("/ready")
     assert unreachable.status_code == 503 and "Redis unavailable" in unreachable.json["reasons"][0]
 
@@ -127,12 +131,33 @@ def test_config_precedence(tmp_path, monkeypatch, tracks_json, redis_url):
     monkeypatch.setenv("BOTIFY_CONFIG", str(config_file))
     monkeypatch.setenv("BOTIFY_REDIS_URL", redis_url)
     monkeypatch.setenv("BOTIFY_MAX_USER", "2000")
-    app = create_app()
-    assert app.config["REPLICA"] == "from-file" and app.config["MAX_USER"] == 2000
-    assert app.config["EXPERIMENTS"] == "config/experiments.yml"  # default
-    monkeypatch.setenv("BOTIFY_REPLICA", "1")  # parsed as JSON by Flask, kept a string
-    assert create_app().config["REPLICA"] == "1"
-    assert create_app({"BOTIFY_MAX_USER": 5}).config["MAX_USER"] == 5
+    settings = create_app().extensions["botify"].settings
+    assert settings.replica == "from-file" and settings.max_user == 2000
+    assert settings.experiments == "config/experiments.yml"  # default
+    monkeypatch.setenv("BOTIFY_REPLICA", "1")  # a name, however it is spelled
+    assert create_app().extensions["botify"].settings.replica == "1"
+    assert create_app({"BOTIFY_MAX_USER": 5}).extensions["botify"].max_user == 5
+
+
+def test_settings_are_typed_and_checked(tmp_path, monkeypatch):
+    assert Settings.load(environ={"BOTIFY_SESSION_TTL": "60"}).session_ttl == 60
+    assert Settings.load(environ={"BOTIFY_REDIS_PASSWORD": ""}).redis_password is None
+    assert Settings.load({"REDIS_RETRY_AFTER": 1}).redis_retry_after == 1.0
+    assert Settings.load({"replica": 7}).replica == "7"
+    with pytest.raises(ValueError, match="BOTIFY_SESSION_TTL='soon': not an integer"):
+        Settings.load(environ={"BOTIFY_SESSION_TTL": "soon"})
+    with pytest.raises(ValueError, match="unknown setting"):
+        Settings.load({"KEY_PERFIX": "lab"})  # a typo is an error, not a silent default
+    with pytest.raises(ValueError, match="SESSION_TTL: 2.5 is not an integer"):
+        Settings.load({"SESSION_TTL": 2.5})
+    with pytest.raises(ValueError, match="key_prefix"):
+        Settings(key_prefix="{lab}")  # would break every key's hash tag
+    config_file = tmp_path / "botify.json"
+    config_file.write_text('{"KEY_PREFIX": "from-file", "SESSION_TTL": 99}')
+    environ = {"BOTIFY_CONFIG": str(config_file), "BOTIFY_SESSION_TTL": "7", "BOTIFY_URL": "x"}
+    loaded = Settings.load(environ=environ)  # BOTIFY_URL is the simulator's, not a setting
+    assert (loaded.key_prefix, loaded.session_ttl) == ("from-file", 7)
+    assert "secret" not in repr(Settings(redis_password="secret"))
 
 
 def test_missing_catalog_is_a_clear_error(tmp_path):
@@ -144,7 +169,7 @@ def test_cli_commands(app, redis_client):
     runner = app.test_cli_runner()
     loaded = runner.invoke(args=["load-catalog"])
     assert loaded.exit_code == 0 and json.loads(loaded.output)["tracks"] == N_TRACKS
-    assert redis_client.hget("botify:catalog", "tracks") == str(N_TRACKS).encode()
+    assert redis_client.hget(f"{PREFIX}:catalog", "tracks") == str(N_TRACKS).encode()
     ready = runner.invoke(args=["ready"])
     assert ready.exit_code == 1 and '"ready": false' in ready.output
     user = first_user("T2")

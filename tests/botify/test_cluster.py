@@ -21,6 +21,7 @@ from botify import affinity, online_model
 from botify.app import create_app
 from botify.deploy import deploy, rollback
 from botify.redis_link import connect
+from botify.settings import Settings
 from botify.toplists import TopLists
 from botify.user_state import (
     ClearSession,
@@ -35,6 +36,7 @@ from botify.user_state import (
 from ops.journal import Journal
 from ops.keeper import Keeper
 from ops.redis_server import free_port
+from tests.conftest import PREFIX
 from tests.redis_cluster import LocalCluster
 
 from .conftest import N_TRACKS, read_events, service_config, user_list
@@ -68,19 +70,19 @@ def a_model(seed: int = 0):
 
 
 def test_lists_live_on_every_node_and_are_counted_and_deleted_on_all(cluster, client):
-    top = TopLists(client, "core")
+    top = TopLists(client, "core", PREFIX)
     version, written = top.write((u, user_list(u)) for u in range(300))
-    on_nodes = keys_on_nodes(cluster, f"botify:lists:core:{version}:*")
+    on_nodes = keys_on_nodes(cluster, f"{PREFIX}:lists:core:{version}:*")
     assert written == 300 and sum(on_nodes) == 300 and min(on_nodes) > 50  # really sharded
     assert top.count(version) == 300
     top.activate(version)
     assert top.get(299).tolist() == user_list(299)
     # SCAN through one node's plain client sees only that node's share
-    assert TopLists(cluster.nodes()[0], "core").count(version) == on_nodes[0] < 300
+    assert TopLists(cluster.nodes()[0], "core", PREFIX).count(version) == on_nodes[0] < 300
 
     other, _ = top.write((u, [1, 2]) for u in range(300))
     assert top.delete(other) == 300
-    assert keys_on_nodes(cluster, f"botify:lists:core:{other}:*") == [0, 0, 0]
+    assert keys_on_nodes(cluster, f"{PREFIX}:lists:core:{other}:*") == [0, 0, 0]
     assert top.count(version) == 300
 
 
@@ -89,9 +91,9 @@ def test_state_ops_of_many_users_in_one_call_match_the_in_memory_twin(cluster, c
     `RedisState.run`, round after round, answered exactly as `MemoryState` answers them;
     once after every node forgot its Lua scripts (a restart), which are loaded again."""
     rows = [(u, user_list(u, 20)) for u in range(60)]  # users 60..79 have no list
-    top = TopLists(client, "core")
+    top = TopLists(client, "core", PREFIX)
     top.activate(top.write(rows)[0])
-    on_redis = RedisState(client, session_length=5, pointer_max_age=0)
+    on_redis = RedisState(client, Settings(session_length=5, pointer_cache_seconds=0))
     in_memory = MemoryState({"core": memory_lists(rows)}, session_length=5)
     rng = random.Random(7)
     prev = {u: rng.randrange(N_TRACKS) for u in range(80)}
@@ -118,8 +120,8 @@ def test_state_ops_of_many_users_in_one_call_match_the_in_memory_twin(cluster, c
         assert sum(r is not None for r in served.values()) > 40  # users with lists walk them
         for u, track in served.items():  # mostly go on from the served track, sometimes jump
             prev[u] = track if track is not None and rng.random() < 0.8 else rng.randrange(200)
-    assert min(keys_on_nodes(cluster, "botify:session:*")) > 0
-    assert min(keys_on_nodes(cluster, "botify:cursor:*")) > 0
+    assert min(keys_on_nodes(cluster, f"{PREFIX}:session:*")) > 0
+    assert min(keys_on_nodes(cluster, f"{PREFIX}:cursor:*")) > 0
     user = 17  # a user's list, cursor and session share one slot (the hash tag)
     slots = {client.keyslot(key) for key in (
         top.key(top.active_version(), user), on_redis.cursor_key("sorted_indexed:core", user),
@@ -131,24 +133,25 @@ def test_deploy_with_a_model_rollback_pruning_and_the_keepers_restore(cluster, c
     journal = tmp_path / "journal"
     rows = [(u, user_list(u, 30)) for u in range(200)]
     switches = [
-        deploy(client, rows, keep=3, model=a_model(i), journal=Journal(journal)) for i in range(4)
+        deploy(client, rows, prefix=PREFIX, keep=3, model=a_model(i), journal=Journal(journal))
+        for i in range(4)
     ]
-    top = TopLists(client, "core")
+    top = TopLists(client, "core", PREFIX)
     assert [s.users for s in switches] == [200] * 4 and all(s.model for s in switches)
     assert switches[3].deleted == (switches[0].active,)  # pruned beyond keep=3
     assert list(top.versions()) == [s.active for s in switches[1:]]
-    assert keys_on_nodes(cluster, f"botify:lists:core:{switches[0].active}:*") == [0, 0, 0]
+    assert keys_on_nodes(cluster, f"{PREFIX}:lists:core:{switches[0].active}:*") == [0, 0, 0]
 
-    back = rollback(client, journal=Journal(journal))
+    back = rollback(client, prefix=PREFIX, journal=Journal(journal))
     assert (back.active, back.users) == (switches[2].active, 200)
     assert top.active_version() == switches[2].active
 
     cluster.flushall()  # Redis emptied: the keeper gives it the journal's active version back
-    keeper = Keeper(client, journal, ["core"])
+    keeper = Keeper(client, journal, ["core"], PREFIX)
     assert keeper.check() == [f"core/{switches[2].active}"]
     assert top.active_version() == switches[2].active and top.count(switches[2].active) == 200
-    assert min(keys_on_nodes(cluster, f"botify:lists:core:{switches[2].active}:*")) > 0
-    fields = client.hgetall(online_model.model_key("botify", "core", switches[2].active))
+    assert min(keys_on_nodes(cluster, f"{PREFIX}:lists:core:{switches[2].active}:*")) > 0
+    fields = client.hgetall(online_model.model_key(PREFIX, "core", switches[2].active))
     assert json.loads(fields[b"meta"])["tracks"] == N_TRACKS
     assert keeper.check() == []
 
@@ -158,7 +161,7 @@ def test_gunicorn_workers_forked_from_the_preloaded_app_serve_from_the_cluster(
 ):
     """The image's command: the cluster client is built in the master and used by the forked
     workers (`preload_app`)."""
-    deploy(client, [(u, user_list(u)) for u in range(300)], model=a_model())
+    deploy(client, [(u, user_list(u)) for u in range(300)], prefix=PREFIX, model=a_model())
     port = free_port()
     config = service_config(cluster.url, tracks_json, tmp_path / "log", "r-1")
     env = {**os.environ, **{f"BOTIFY_{key}": value for key, value in config.items()}}
@@ -203,7 +206,7 @@ def test_the_service_on_a_cluster_answers_as_on_one_redis(
         apps[name] = create_app({**config, "POINTER_CACHE_SECONDS": 0}).test_client()
     assert apps["cluster"].get("/ready").status_code == 503  # no lists yet
     for redis_of in (client, redis_client):
-        deploy(redis_of, rows, model=a_model())
+        deploy(redis_of, rows, prefix=PREFIX, model=a_model())
     ready = apps["cluster"].get("/ready")
     assert ready.status_code == 200, ready.json
     assert ready.json["lists"]["core"]["users"] == 400
@@ -241,4 +244,4 @@ def test_the_service_on_a_cluster_answers_as_on_one_redis(
     listed = [e for e in events if e["user"] < 400 and e["experiments"]["AB"] != "C"]
     assert listed and not any(e["fallback"] for e in listed)  # the list arms served from Redis
     assert any(e["fallback"] for e in events if e["user"] == 442 and e["experiments"]["AB"] != "C")
-    assert keys_on_nodes(cluster, "botify:session:*") == [0, 0, 0]  # every session ended
+    assert keys_on_nodes(cluster, f"{PREFIX}:session:*") == [0, 0, 0]  # every session ended

@@ -9,7 +9,7 @@ import redis
 
 from ops.redis_server import RedisServer
 
-from .conftest import artist_of, read_events, user_list, write_lists
+from .conftest import artist_of, log_dir, read_events, user_list, write_lists
 from .test_api import first_user
 
 
@@ -65,7 +65,7 @@ def test_redis_restart_under_traffic(make_app, own_redis):
     assert client.get("/ready").status_code == 200
     assert set(statuses) == {200}
 
-    events = read_events(app.config["LOG_DIR"])
+    events = read_events(log_dir(app))
     assert len(events) == len(statuses)
     assert sum(e["fallback"] for e in events) >= 50
     assert events[-1]["fallback"] is False
@@ -77,4 +77,4 @@ def test_last_while_redis_is_down_still_logs(make_app, own_redis):
     own_redis.stop()
     user = first_user("T2")
     assert client.post(f"/last/{user}", json={"track": 1, "time": 0.5}).status_code == 200
-    assert [e["message"] for e in read_events(app.config["LOG_DIR"])] == ["last"]
+    assert [e["message"] for e in read_events(log_dir(app))] == ["last"]

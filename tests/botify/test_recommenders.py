@@ -12,11 +12,13 @@ import redis
 from botify import recommenders
 from botify.catalog import Catalog
 from botify.recommenders import Context
+from botify.settings import Settings
 from botify.step import Step
 from botify.toplists import TopLists
 from botify.user_state import MemoryState, RedisState
+from tests.conftest import PREFIX
 
-from .conftest import artist_of, read_events, user_list, write_lists
+from .conftest import artist_of, log_dir, read_events, user_list, write_lists
 from .test_api import first_user
 
 
@@ -30,7 +32,7 @@ def backend(request, redis_url):
     """make(lists) -> a state backend holding `lists` ({user: [tracks]}) as list set `core`."""
     clients = []
 
-    def make(lists: dict[int, list[int]], prefix: str = "botify"):
+    def make(lists: dict[int, list[int]], prefix: str = PREFIX):
         if request.param == "memory":
             return MemoryState({"core": {u: np.asarray(t) for u, t in lists.items()}})
         client = redis.Redis.from_url(redis_url)
@@ -38,7 +40,7 @@ def backend(request, redis_url):
         top = TopLists(client, "core", prefix=prefix)
         version, _ = top.write(lists.items())
         top.activate(version)
-        return RedisState(client, prefix=prefix)
+        return RedisState(client, Settings(key_prefix=prefix))
 
     yield make
     for client in clients:
@@ -149,8 +151,8 @@ def test_a_list_set_name_that_would_break_the_keys_is_refused(catalog, name, lis
 def test_the_lists_in_redis_refuse_the_same_names(redis_client, lists):
     """One rule for the arms and for the lists they read (and the trainer deploys)."""
     with pytest.raises(ValueError, match="bad list set name"):
-        TopLists(redis_client, lists)
-    assert TopLists(redis_client, "core.v2-x_1").name == "core.v2-x_1"
+        TopLists(redis_client, lists, PREFIX)
+    assert TopLists(redis_client, "core.v2-x_1", PREFIX).name == "core.v2-x_1"
 
 
 @pytest.mark.parametrize("name", ["sorted_indexed", "cooler_indexed", "indexed"])
@@ -165,7 +167,7 @@ def test_redis_and_memory_backends_answer_alike(catalog, redis_url, name):
     answers = {}
     for kind, state in (
         ("memory", MemoryState({"core": {u: np.asarray(t) for u, t in lists.items()}})),
-        ("redis", RedisState(client, prefix="twin")),
+        ("redis", RedisState(client, Settings(key_prefix="twin"))),
     ):
         s = Session(catalog, state, name)
         rnd = random.Random(7)
@@ -217,7 +219,7 @@ def test_user_without_list_gets_fallback_and_the_event_says_so(app, client, core
     user = first_user("T1", start=500)  # lists exist for users 0..499 only
     answer = client.post(f"/next/{user}", json={"track": 77, "time": 0.5}).json
     assert artist_of(answer["track"]) == artist_of(77)
-    (event,) = read_events(app.config["LOG_DIR"])
+    (event,) = read_events(log_dir(app))
     assert event["fallback"] is True and event["recommendation"] == answer["track"]
 
 
@@ -240,7 +242,7 @@ def test_version_switch_is_seen_without_restart(client, redis_url, core_lists):
     start = outside(user)
     assert walk(client, user, 1, prev=start) == [user_list(user)[0]]
     redis_client = redis.Redis.from_url(redis_url)
-    lists = TopLists(redis_client, "core")
+    lists = TopLists(redis_client, "core", PREFIX)
     version, _ = lists.write([(user, [199, 198, 197])])
     lists.activate(version)
     switched_at = time.monotonic()

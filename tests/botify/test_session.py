@@ -16,10 +16,12 @@ from botify.catalog import Catalog
 from botify.deploy import deploy
 from botify.online_model import MemoryModels, OnlineModel, model_key
 from botify.recommenders import Context
+from botify.settings import Settings
 from botify.step import Step
 from botify.user_state import ClearSession, MemoryState, PushSession, RedisState
+from tests.conftest import PREFIX
 
-from .conftest import EXPERIMENTS, N_TRACKS, artist_of, read_events
+from .conftest import EXPERIMENTS, N_TRACKS, artist_of, log_dir, read_events
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +35,7 @@ def catalog(tracks_json) -> Catalog:
 def state(request, redis_client):
     if request.param == "memory":
         return MemoryState(session_length=4)
-    return RedisState(redis_client, session_length=4, session_ttl=60)
+    return RedisState(redis_client, Settings(session_length=4, session_ttl=60))
 
 
 def test_the_session_is_bounded_and_cleared(state):
@@ -49,10 +51,10 @@ def test_the_session_is_bounded_and_cleared(state):
 
 
 def test_the_session_key_has_the_users_hash_tag_and_a_ttl(redis_client):
-    state = RedisState(redis_client, session_ttl=60)
+    state = RedisState(redis_client, Settings(session_ttl=60))
     state.run([PushSession(12345, 3, 0.5)])
-    (key,) = redis_client.keys("botify:session:*")
-    assert key == b"botify:session:{12345}"
+    (key,) = redis_client.keys(f"{PREFIX}:session:*")
+    assert key == f"{PREFIX}:session:{{12345}}".encode()
     assert 0 < redis_client.ttl(key) <= 60
 
 
@@ -146,7 +148,9 @@ def deploy_toy(redis_client, catalog, users=range(50)) -> str:
     model = toy_model(catalog)
     embeddings = model.unit * 2.0  # any scale: the service normalises
     lists = [(u, list(range(100))) for u in users]
-    return deploy(redis_client, lists, model=(model.tracks, embeddings, {"kind": "toy"})).active
+    return deploy(
+        redis_client, lists, prefix=PREFIX, model=(model.tracks, embeddings, {"kind": "toy"})
+    ).active
 
 
 def test_model_goes_live_with_its_version_and_ready_says_so(
@@ -169,8 +173,8 @@ def test_model_goes_live_with_its_version_and_ready_says_so(
         )
     assert len(set(walk)) == 6 and all(t < 100 for t in walk)  # no repeat, model tracks only
     client.post(f"/last/{user}", json={"track": walk[-1], "time": 0.5})
-    assert not redis_client.exists(f"botify:session:{{{user}}}")  # /last cleared the session
-    events = [e for e in read_events(app.config["LOG_DIR"]) if e["message"] == "next"]
+    assert not redis_client.exists(f"{PREFIX}:session:{{{user}}}")  # /last cleared the session
+    events = [e for e in read_events(log_dir(app)) if e["message"] == "next"]
     assert [e["fallback"] for e in events] == [True] + [False] * 5
 
 
@@ -178,7 +182,7 @@ def test_a_model_that_does_not_load_serves_the_fallback_and_ready_says_why(
     make_app, t4_experiments, redis_client, catalog
 ):
     version = deploy_toy(redis_client, catalog)
-    redis_client.hset(model_key("botify", "core", version), "embeddings", b"\x00" * 12)
+    redis_client.hset(model_key(PREFIX, "core", version), "embeddings", b"\x00" * 12)
     app = make_app(EXPERIMENTS=str(t4_experiments))
     client = app.test_client()
     user = t4_users(app, 1)[0]
@@ -248,10 +252,11 @@ def test_the_journal_brings_an_emptied_redis_back(redis_client, catalog, tmp_pat
     switch = deploy(
         redis_client,
         [(1, [5, 6]), (2, [7])],
+        prefix=PREFIX,
         model=(model.tracks, model.unit, {"kind": "toy"}),
         journal=Journal(tmp_path / "journal"),
     )
-    keeper = Keeper(redis_client, tmp_path / "journal", ["core"])
+    keeper = Keeper(redis_client, tmp_path / "journal", ["core"], PREFIX)
     assert keeper.check() == []  # nothing lost
     # the keeper may run as another user than the trainer (compose): the journal is readable
     version_dir = tmp_path / "journal" / "core" / switch.active
@@ -261,9 +266,9 @@ def test_the_journal_brings_an_emptied_redis_back(redis_client, catalog, tmp_pat
     assert keeper.check() == [f"core/{switch.active}"]
     from botify.toplists import TopLists
 
-    top = TopLists(redis_client, "core")
+    top = TopLists(redis_client, "core", PREFIX)
     assert top.active_version() == switch.active
     assert top.get(1).tolist() == [5, 6] and top.get(2).tolist() == [7]
-    fields = redis_client.hgetall(model_key("botify", "core", switch.active))
+    fields = redis_client.hgetall(model_key(PREFIX, "core", switch.active))
     assert json.loads(fields[b"meta"])["tracks"] == 100
     assert keeper.check() == []

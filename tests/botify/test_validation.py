@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import N_TRACKS, read_events
+from .conftest import N_TRACKS, log_dir, read_events
 
 JSON = "application/json"
 OK = json.dumps({"track": 3, "time": 0.5})
@@ -98,7 +98,7 @@ def test_matrix_leaves_log_clean_and_worker_serving(app, client, post):
     assert all(400 <= s < 500 for s in statuses)
     good = post("/next/1", OK)
     assert good.status_code == 200
-    events = read_events(app.config["LOG_DIR"])
+    events = read_events(log_dir(app))
     assert [(e["message"], e["user"], e["track"], e["time"]) for e in events] == [
         ("next", 1, 3, 0.5)
     ]
@@ -113,6 +113,6 @@ def test_int_time_and_extra_fields_accepted(app, post):
         == 200
     )
     assert post("/next/1", '{"track": 3.0, "time": 0.5}').status_code == 200
-    logged = [(e["user"], e["track"]) for e in read_events(app.config["LOG_DIR"])][-2:]
+    logged = [(e["user"], e["track"]) for e in read_events(log_dir(app))][-2:]
     assert logged == [(1, 3), (1, 3)] and all(type(v) is int for pair in logged for v in pair)
     assert post("/next/1", OK, content_type="application/json; charset=utf-8").status_code == 200

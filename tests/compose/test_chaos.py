@@ -138,13 +138,14 @@ class Fault:
 DEPLOY = """
 import os, sys, numpy as np, redis
 from botify.deploy import deploy
+from botify.settings import Settings
 users = [int(u) for u in sys.argv[1].split(",")]
 tracks = int(sys.argv[2])
 client = redis.Redis(host="redis", password=os.environ["BOTIFY_REDIS_PASSWORD"])
 rng = np.random.default_rng(0)
 lists = [(u, rng.choice(tracks, 100, replace=False).tolist()) for u in users]
 model = (np.arange(tracks), rng.standard_normal((tracks, 16)), {"kind": "chaos"})
-print(deploy(client, lists, model=model).active)
+print(deploy(client, lists, prefix=Settings.load().key_prefix, model=model).active)
 """
 
 SNAPSHOT = """

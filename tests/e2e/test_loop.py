@@ -81,9 +81,27 @@ def test_report_compares_every_arm_with_control(tiny_run):
         assert (report / name).stat().st_size > 0, name
     events = pd.read_parquet(tiny_run / "data" / "all")
     assert set(events["exp_AB"].dropna()) == {"C"} | TREATMENTS
-    effects = json.loads((report / "report.json").read_text())["effects"]
+    data = json.loads((report / "report.json").read_text())
+    effects = data["effects"]
     assert {e["arm"] for e in effects} == TREATMENTS
     assert all(e["control_users"] > 10 and e["treatment_users"] > 10 for e in effects)
+    # CUPED (day 1 is the pre-period) and the sequential view by default, said in the header
+    assert data["cuped"]["enabled"]
+    # day 1 ran its own experiment, salted apart from AB: an untreated pre-period (the report
+    # would skip CUPED for a metric whose pre-period means differ between the AB arms)
+    decision = [e for e in effects if e["metric"] == "mean_time_per_session"]
+    assert all(e["method"] == "cuped" for e in decision)
+    assert len(data["sequential"]["looks"]) == 10 and not any(e["sequential"] for e in effects)
+    # the seed's effects beside ours, each with a verdict
+    seed = {row["arm"]: row for row in data["reference"]}
+    assert data["reference_label"] == "seed" and set(seed) == {"T1", "T2", "T3"}
+    assert seed["T1"]["reference_pct"] == 40.6 and seed["T1"]["effect_pct"] is not None
+    assert "## Against the seed" in (report / "report.md").read_text()
+    header = (report / "report.md").read_text().split("\n\n")[1]
+    assert "CUPED: on, by default where a pre-period exists" in header
+    assert "sequential view: on" in header and "config/experiments.yml" in header
+    assert {g["arm"] for g in data["guardrails"]} == TREATMENTS
+    assert (report / "sequential.png").stat().st_size > 0
     ceiling = json.loads((tiny_run / "ceiling-day2.json").read_text())
     oracle, random = (ceiling["agents"][a]["mean_time_per_session"] for a in ("oracle", "random"))
     assert oracle > random > 0

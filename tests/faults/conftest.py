@@ -21,6 +21,7 @@ import pytest
 from botify import affinity
 from botify.toplists import TopLists
 from ops.stack import LocalStack, find_nginx
+from tests.conftest import PREFIX
 from tests.stack.conftest import N_TRACKS, read_events, sticky_experiments, world_dir  # noqa: F401
 
 READ_TIMEOUT = 2.0  # the replicas' BOTIFY_REQUEST_READ_TIMEOUT here (10 s by default)
@@ -50,7 +51,7 @@ def fault_stack(world_dir, tmp_path_factory):  # noqa: F811
 def deploy(stack: LocalStack, users, tracks=range(N_TRACKS), k: int = 20, seed: int = 0) -> str:
     """A new active `core` version: for each user, k tracks drawn from `tracks`."""
     client = stack.redis_client()
-    lists = TopLists(client, "core")
+    lists = TopLists(client, "core", PREFIX)
     rng = random.Random(seed)
     version, _ = lists.write((user, rng.sample(list(tracks), k)) for user in users)
     lists.activate(version)

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
+from tests.conftest import PREFIX
 from tests.stack.conftest import needs_nginx
 
 from .conftest import Load, deploy, events_since, run_load
@@ -102,7 +103,7 @@ def test_redis_killed_is_restarted_and_emptied_redis_is_reported(fault_stack):
     assert stack.redis_server.pid != old_pid and stack.redis_server.running
     # Back, but empty: the service refilled what it owns, readiness names what is missing.
     client = stack.redis_client()
-    assert wait_for(lambda: client.exists("botify:catalog"), timeout=5) < 5
+    assert wait_for(lambda: client.exists(f"{PREFIX}:catalog"), timeout=5) < 5
     status, report = ready(stack)
     assert status == 503 and report["reasons"] == ["list set 'core' has no active version"]
     assert "127.0.0.1" not in json.dumps(report)  # no internal address in answers

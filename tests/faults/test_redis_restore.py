@@ -11,6 +11,7 @@ from botify.deploy import deploy
 from botify.toplists import TopLists
 from ops.journal import Journal
 from ops.stack import LocalStack
+from tests.conftest import PREFIX
 from tests.stack.conftest import N_TRACKS, needs_nginx
 
 from .conftest import ab_experiments
@@ -26,16 +27,16 @@ def test_an_emptied_redis_is_restored_from_the_journal(world_dir, tmp_path):
         rng = np.random.default_rng(0)
         model = (np.arange(N_TRACKS), rng.standard_normal((N_TRACKS, 4)), {"kind": "test"})
         lists = [(u, rng.choice(N_TRACKS, 20, replace=False).tolist()) for u in range(100)]
-        version = deploy(client, lists, model=model, journal=Journal(journal)).active
+        version = deploy(client, lists, prefix=PREFIX, model=model, journal=Journal(journal)).active
         assert ready(stack)[0] == 200
         client.flushall()
         flushed = time.monotonic()
         while ready(stack)[0] != 200:
             assert time.monotonic() - flushed < 5.0, "not restored within 5 s"
             time.sleep(0.1)
-        top = TopLists(client, "core")
+        top = TopLists(client, "core", PREFIX)
         assert top.active_version() == version
         assert top.get(7).tolist() == dict(lists)[7]
-        assert client.exists(f"botify:lists:core:{version}:model")
+        assert client.exists(f"{PREFIX}:lists:core:{version}:model")
         assert "restored" in (stack.stack_log_dir / "keeper.log").read_text()
         client.close()

@@ -23,6 +23,7 @@ import pytest
 from botify import online_model
 from botify.toplists import TopLists
 from ops.stack import LocalStack
+from tests.conftest import PREFIX
 from tests.stack.conftest import needs_nginx
 
 from .harness import fuzz
@@ -40,14 +41,14 @@ def deploy_lists_and_model(stack: LocalStack, users: int, tracks: int) -> None:
     """Lists for every user and a small session model, live under `core` (what T1-T4 read)."""
     client = stack.redis_client()
     rng = np.random.default_rng(0)
-    lists = TopLists(client, "core")
+    lists = TopLists(client, "core", PREFIX)
     version, _ = lists.write(
         (u, rng.choice(tracks, 50, replace=False).tolist()) for u in range(users)
     )
     fields = online_model.pack(
         np.arange(tracks), rng.standard_normal((tracks, 8)), {"kind": "fuzz"}
     )
-    client.hset(online_model.model_key("botify", "core", version), mapping=fields)
+    client.hset(online_model.model_key(PREFIX, "core", version), mapping=fields)
     lists.activate(version)
     client.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections import namedtuple
 
 import mmh3
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 from scipy import stats
 
 from script import ab, export
+from script.ab.notebook import notebook_user_metrics
 from script.fake_logs import FakeLogSpec, fake_events, write_logs
 
 
@@ -43,34 +43,11 @@ def small_events() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["user", "arm", "timestamp", "message", "time", "latency"])
 
 
-def notebook_user_metrics(data: pd.DataFrame) -> pd.DataFrame:
-    """The course notebook's computation (row by row), as an independent reference."""
-    Session = namedtuple("Session", ["timestamp", "tracks", "time", "latency"])
-    sessions = []
-    for (user, arm), user_data in data.groupby(["user", "arm"]):
-        session = None
-        for _, row in user_data.sort_values("timestamp").iterrows():
-            if session is None:
-                session = Session(row["timestamp"], 0, 0, 0)
-            session = session._replace(
-                tracks=session.tracks + 1,
-                time=session.time + row["time"],
-                latency=session.latency + row["latency"] * 1000,
-            )
-            if row["message"] == "last":
-                sessions.append({"user": user, "arm": arm, **session._asdict()})
-                session = None
-    users = (
-        pd.DataFrame(sessions)
-        .groupby(["user", "arm"])
-        .agg(sessions=("timestamp", "count"), tracks=("tracks", "sum"), time=("time", "sum"),
-             latency=("latency", "sum"))
-        .reset_index()
-    )  # fmt: skip
-    users["mean_request_latency"] = users["latency"] / users["tracks"]
-    users["mean_tracks_per_session"] = users["tracks"] / users["sessions"]
-    users["mean_time_per_session"] = users["time"] / users["sessions"]
-    return users[["user", "arm", *ab.METRICS]]
+def ratio_t(control: np.ndarray, treatment: np.ndarray, ratio: float) -> float:
+    """Welch-type t of the hypothesis mean(treatment) = ratio * mean(control), from raw values:
+    Fieller's interval is the set of ratios this test does not reject."""
+    n0, n1, s0, s1 = len(control), len(treatment), control.var(ddof=1), treatment.var(ddof=1)
+    return (treatment.mean() - ratio * control.mean()) / np.sqrt(s1 / n1 + ratio**2 * s0 / n0)
 
 
 def course_welch(control: np.ndarray, treatment: np.ndarray, alpha: float):
@@ -105,15 +82,30 @@ def test_effects_pinned_and_equal_to_the_course_formula():
         assert (e.diff_lower, e.diff_upper) == pytest.approx((lower, upper), rel=1e-10)
         assert e.p_value == pytest.approx(p_value, rel=1e-10)
         assert e.effect_pct == pytest.approx(e.diff / e.control_mean * 100)
+        # the % interval is Fieller's: at each bound the t of "treatment = (1 + r) control" is
+        # the critical value (the same t-quantile as the difference's interval)
+        critical = (
+            (upper - lower)
+            / 2
+            / np.sqrt(control.var(ddof=1) / len(control) + treatment.var(ddof=1) / len(treatment))
+        )
+        if e.status == "unbounded_pct":  # 3 users: the control mean is not surely above 0
+            assert e.lower_pct is None and e.p_value is not None, name
+            continue
+        for bound, sign in ((e.lower_pct, 1), (e.upper_pct, -1)):
+            t = ratio_t(control, treatment, 1 + bound / 100)
+            assert t == pytest.approx(sign * critical, rel=1e-8), name
     tps = effects["mean_time_per_session"]  # C: 0.875, 0.4, 0.6; T1: 1.7, 1.8, 0.875
     assert tps.control_mean == pytest.approx(0.625)
     assert tps.treatment_mean == pytest.approx(1.4583333333333333)
     assert tps.effect_pct == pytest.approx(133.33333333333331)
-    assert (tps.lower_pct, tps.upper_pct) == pytest.approx((-36.8715159, 303.5381825))
+    # 3 users an arm: the control mean is uncertain too, so the interval is wide and lopsided
+    # (the difference's interval divided by 0.625 said [-36.9, +303.5])
+    assert (tps.lower_pct, tps.upper_pct) == pytest.approx((-29.0507946, 808.9420119))
     assert tps.p_value == pytest.approx(0.0868636221)
     assert tps.significant is False
     holm = sorted(e.p_value for e in effects.values() if e.p_value is not None)
-    assert effects["mean_request_latency"].status == "ok"
+    assert effects["mean_request_latency"].status == effects["time"].status == "unbounded_pct"
     assert min(e.p_holm for e in effects.values() if e.p_holm is not None) == pytest.approx(
         min(1.0, holm[0] * len(holm))
     )

@@ -3,7 +3,8 @@
 Every value below was printed by the single-file `script/ab.py` (statsmodels' Welch interval and
 t-test, statsmodels' Holm, scipy's chi-square) on the inputs built here. The split into summary
 statistics (n, sum, sum of squares) must reproduce them; rel 1e-9 leaves room only for the
-rounding of the sums.
+rounding of the sums. The % bounds pinned were the difference's interval divided by the control
+mean; the report's % interval is Fieller's now, so they are checked as the difference's interval.
 """
 
 from __future__ import annotations
@@ -70,28 +71,41 @@ PINNED_EVENTS = [
     ("T2", "mean_time_per_session", -0.915557770577123, -6.092317527479237, 4.261201986325034, 0.770560488011809, 1.0),
 ]  # fmt: skip
 
+# The table as rendered now: the single-file report's numbers, except the CI % column (Fieller's
+# interval of the ratio since the report's CUPED/sequential rework; the difference's interval is
+# still pinned above) and the new MDE column (both arms' variances).
 PINNED_MARKDOWN = """\
-| arm | metric | control | treatment | effect % | CI % | p | sig | p Holm | sig Holm |
-|---|---|---|---|---|---|---|---|---|---|
-| T1 | time | 6.710 | 9.346 | +39.28 | [+8.90, +69.66] | 0.0122 | yes | 0.1095 | no |
-| T1 | sessions | 2.450 | 2.286 | -6.71 | [-27.29, +13.88] | 0.5182 | no | 1.0000 | no |
-| T1 | mean_request_latency | 0.422 | 0.586 | +38.81 | [-14.66, +92.29] | 0.1512 | no | 1.0000 | no |
-| T1 | mean_tracks_per_session | 7.967 | 7.993 | +0.33 | [-10.32, +10.98] | 0.9511 | no | 1.0000 | no |
-| T1 | mean_time_per_session | 2.721 | 4.018 | +47.64 | [+33.50, +61.79] | 0.0000 | yes | 0.0000 | yes |"""
+| arm | metric | control | treatment | effect % | CI % | p | sig | p Holm | sig Holm | MDE % |
+|---|---|---|---|---|---|---|---|---|---|---|
+| T1 | time | 6.710 | 9.346 | +39.28 | [+8.18, +77.83] | 0.0122 | yes | 0.1095 | no | 49.4 |
+| T1 | sessions | 2.450 | 2.286 | -6.71 | [-25.10, +15.39] | 0.5182 | no | 1.0000 | no | 33.8 |
+| T1 | mean_request_latency | 0.422 | 0.586 | +38.81 | [-13.19, +109.42] | 0.1512 | no | 1.0000 | no | 94.9 |
+| T1 | mean_tracks_per_session | 7.967 | 7.993 | +0.33 | [-9.80, +11.63] | 0.9511 | no | 1.0000 | no | 16.3 |
+| T1 | mean_time_per_session | 2.721 | 4.018 | +47.64 | [+31.77, +65.62] | 0.0000 | yes | 0.0000 | yes | 21.4 |"""
+
+
+def diff_bounds(control_mean: float, lower_pct: float, upper_pct: float) -> tuple[float, float]:
+    """The pinned % bounds were the difference's interval in % of the control mean: back to it."""
+    return lower_pct * control_mean / 100, upper_pct * control_mean / 100
 
 
 def test_effects_on_fixed_user_metrics_are_pinned():
     effects = ab.compare_all(fixed_metrics(), "C", 0.05)
     got = [
-        (e.arm, e.metric, e.control_mean, e.treatment_mean, e.effect_pct, e.lower_pct)
-        + (e.upper_pct, e.p_value, e.p_holm, e.significant, e.significant_holm)
+        (e.arm, e.metric, e.control_mean, e.treatment_mean, e.effect_pct)
+        + (e.diff_lower, e.diff_upper, e.p_value, e.p_holm, e.significant, e.significant_holm)
         for e in effects
     ]
     assert [g[:2] for g in got] == [p[:2] for p in PINNED_FIXED]
     for g, p in zip(got, PINNED_FIXED, strict=True):
-        assert g[2:9] == pytest.approx(p[2:9], rel=REL, abs=1e-300), g[:2]
+        want = (*p[2:5], *diff_bounds(p[2], p[5], p[6]), *p[7:9])
+        assert g[2:9] == pytest.approx(want, rel=REL, abs=1e-300), g[:2]
         assert g[9:] == p[9:], g[:2]
     assert all(e.status == "ok" for e in effects)
+    # the % interval is Fieller's now: it contains the estimate and agrees with the test
+    for e in effects:
+        assert e.lower_pct < e.effect_pct < e.upper_pct
+        assert (e.lower_pct > 0 or e.upper_pct < 0) == e.significant
 
 
 def test_effects_from_synthetic_events_are_pinned():
@@ -101,12 +115,13 @@ def test_effects_from_synthetic_events_are_pinned():
     assert len(events) == 9481
     effects = ab.compare_all(ab.user_metrics(events), "C", 0.1)
     got = [
-        (e.arm, e.metric, e.effect_pct, e.lower_pct, e.upper_pct, e.p_value, e.p_holm)
+        (e.arm, e.metric, e.effect_pct, e.diff_lower, e.diff_upper, e.p_value, e.p_holm)
         for e in effects
     ]
     assert [g[:2] for g in got] == [p[:2] for p in PINNED_EVENTS]
-    for g, p in zip(got, PINNED_EVENTS, strict=True):
-        assert g[2:] == pytest.approx(p[2:], rel=REL), g[:2]
+    for g, p, e in zip(got, PINNED_EVENTS, effects, strict=True):
+        want = (p[2], *diff_bounds(e.control_mean, p[3], p[4]), *p[5:])
+        assert g[2:] == pytest.approx(want, rel=REL), g[:2]
     srm = ab.sample_ratio(events)
     assert srm.users == {"C": 129, "T1": 137, "T2": 134}
     assert (srm.chi2, srm.p_value) == pytest.approx((0.245, 0.8847059049434836), rel=REL)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from script import dataclient
 
@@ -73,10 +74,11 @@ def test_docker_too_few_containers(tmp_path):
         dataclient.pull_from_docker(tmp_path, None, run=FakeDocker({}), echo=False)
 
 
-def test_docker_not_installed(monkeypatch, tmp_path, capsys):
+def test_docker_not_installed(monkeypatch, tmp_path):
     monkeypatch.setattr(dataclient.shutil, "which", lambda name: None)
-    assert dataclient.main(["--recommender", "2", "log2local", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
+    done = CliRunner().invoke(dataclient.cli, ["--recommender", "2", "log2local", str(tmp_path)])
+    assert done.exit_code == 1
+    err = done.stderr
     assert "'docker' is not installed" in err and "--local-logs LOGROOT" in err
 
 
@@ -109,16 +111,19 @@ def test_runs_as_a_file_from_the_repo_root(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 replica folder(s), 6 file(s)" in result.stdout
     usage = subprocess.run(
-        [sys.executable, "script/dataclient.py"], cwd=REPO, capture_output=True, text=True
-    )
-    assert usage.returncode == 2 and "required" in usage.stderr
+        [sys.executable, "script/dataclient.py", "log2local"], cwd=REPO, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert usage.returncode == 2 and "Missing argument 'LOCAL_DIR'" in usage.stderr
 
 
-def test_export_subcommand(tmp_path, capsys):
+def test_export_subcommand(tmp_path):
     folder = tmp_path / "logs" / "recommender-1"
     folder.mkdir(parents=True)
     from tests.script.test_event_parser import line
 
     (folder / "events-1.jsonl").write_bytes(line() + b"\n")
-    assert dataclient.main(["export", str(tmp_path / "logs"), "--out", str(tmp_path / "ds")]) == 0
-    assert "dataset events  1" in capsys.readouterr().out
+    done = CliRunner().invoke(
+        dataclient.cli, ["export", str(tmp_path / "logs"), "--out", str(tmp_path / "ds")]
+    )
+    assert done.exit_code == 0 and "dataset events  1" in done.stdout

@@ -8,7 +8,7 @@ import math
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from botify.event_schema import ARROW_SCHEMA, Event, decode, encode
@@ -216,13 +216,12 @@ def test_both_paths_agree_on_damaged_lines(event, field, value, drop):
     assert fast.table.num_rows + len(fast.bad) == 1
 
 
-@settings(max_examples=120, deadline=None)
-@given(events, st.none() | st.sampled_from(FIELDS), WEIRD, st.booleans())
+@settings(max_examples=400, deadline=None)  # one field of ten damaged: enough to hit each
+@given(events, st.sampled_from(Event.__struct_fields__), WEIRD, st.just(False))
 def test_readers_follow_the_contract_up_to_null_reads_as_absent(event, field, value, drop):
     """Where no field is null or absent, the reader accepts a line iff botify.event_schema.decode does."""
+    assume(value is not None and not drop and field != "extra")
     raw = damaged(event, field, value, drop)
-    if value is None or drop or field == "extra":
-        return
     try:
         decode(raw)
         contract_accepts = True

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 from script import export
 from script.fake_logs import FakeLogSpec, fake_events, write_logs
@@ -154,26 +155,28 @@ def test_new_experiments_extend_the_dataset(tmp_path):
     ]
 
 
-def test_cli(logs, tmp_path, capsys):
-    assert export.main([str(logs), "--out", str(tmp_path / "ds")]) == 0
-    output = capsys.readouterr().out
+def test_cli(logs, tmp_path):
+    runner = CliRunner()
+    done = runner.invoke(export.cli, [str(logs), "--out", str(tmp_path / "ds")])
+    assert done.exit_code == 0, done.output
     assert (
-        "users" in output and "events per arm  AB: C=" in output and "bad lines       0" in output
+        "users" in done.stdout
+        and "events per arm  AB: C=" in done.stdout
+        and "bad lines       0" in done.stdout
     )
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert export.main([str(empty), "--out", str(tmp_path / "ds2")]) == 1
-    assert "no event logs" in capsys.readouterr().err
-    assert export.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "ds2")]) == 1
-    with pytest.raises(SystemExit) as exit_info:
-        export.main([str(logs)])
-    assert exit_info.value.code == 2
+    done = runner.invoke(export.cli, [str(empty), "--out", str(tmp_path / "ds2")])
+    assert done.exit_code == 1 and "no event logs" in done.stderr
+    done = runner.invoke(export.cli, [str(tmp_path / "nowhere"), "--out", str(tmp_path / "ds2")])
+    assert done.exit_code == 1
+    assert runner.invoke(export.cli, [str(logs)]).exit_code == 2  # no --out: usage
 
 
-def test_only_bad_lines_is_an_error_but_quarantined(tmp_path, capsys):
+def test_only_bad_lines_is_an_error_but_quarantined(tmp_path):
     folder = tmp_path / "logs" / "recommender-1"
     folder.mkdir(parents=True)
     (folder / "events-1.jsonl").write_text("garbage\n")
-    assert export.main([str(tmp_path / "logs"), "--out", str(tmp_path / "ds")]) == 1
-    assert "no valid event" in capsys.readouterr().err
+    done = CliRunner().invoke(export.cli, [str(tmp_path / "logs"), "--out", str(tmp_path / "ds")])
+    assert done.exit_code == 1 and "no valid event" in done.stderr
     assert (tmp_path / "ds" / export.QUARANTINE).exists()

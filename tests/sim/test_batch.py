@@ -6,18 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.agents import DummyAgent, OracleAgent, run_episode
 from sim.batch import BatchSimulator, Draws, OraclePolicy, RandomPolicy, run_key
 from sim.calibrate import agent_names, effect, run_agents
 from sim.env import RecEnv
 from sim.transport import InProcess, ServicePolicy
 from sim.user_model import oracle_choice
+from tests.sim.conftest import OraclePick, play, random_pick
 
 
-def env_sessions(population, agent_factory, sessions, seed):
+def env_sessions(population, pick, sessions, seed):
+    """The gymnasium env stepped one session at a time: the listener's reference."""
     env = RecEnv(population)
-    agent = agent_factory(env)
-    out = [run_episode(env, agent, seed)] + [run_episode(env, agent) for _ in range(sessions - 1)]
+    out = [play(env, pick, seed)] + [play(env, pick) for _ in range(sessions - 1)]
     return np.array([t for t, _ in out]), np.array([n for _, n in out])
 
 
@@ -26,11 +26,11 @@ def z_score(a, b):
 
 
 @pytest.mark.parametrize(
-    ("policy", "agent", "sessions"),
-    [(RandomPolicy, DummyAgent, 3000), (OraclePolicy, OracleAgent, 300)],
+    ("policy", "pick", "sessions"),
+    [(RandomPolicy, lambda: random_pick, 3000), (OraclePolicy, OraclePick, 300)],
 )
-def test_batch_matches_env_in_distribution(small_population, policy, agent, sessions):
-    times, tracks = env_sessions(small_population, agent, sessions, seed=5)
+def test_batch_matches_env_in_distribution(small_population, policy, pick, sessions):
+    times, tracks = env_sessions(small_population, pick(), sessions, seed=5)
     result = BatchSimulator(small_population, run_key(5), batch_size=256).run(policy(), sessions)
     assert len(result.time) == sessions
     assert abs(z_score(result.time, times)) < 4

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from sim import run
 from sim.config import load_config
@@ -63,17 +64,18 @@ def test_the_course_env_maps_onto_botifys_config(course_dir):
     assert world.embeddings.shape == np.load("data/embeddings.npy").shape
 
 
-def test_sim_run_with_the_course_env_talks_to_the_remote_it_names(course_dir, capsys):
+def test_sim_run_with_the_course_env_talks_to_the_remote_it_names(course_dir):
     with FakeService(next_track=lambda track: (track + 1) % 10) as service:
         port = int(service.url.rsplit(":", 1)[1])
         argv = ["--episodes", "5", "--config", str(course_env(course_dir, port)), "--days", "1",
                 "single", "--recommender", "remote", "--seed", "42", "--transport", "request"]  # fmt: skip
-        assert run.main(argv) == 0
+        done = CliRunner().invoke(run.cli, argv)
+        assert done.exit_code == 0, done.output
     paths = [path for path, _ in service.requests]
     assert sum(p.startswith("/last/") for p in paths) == 5 and any(
         p.startswith("/next/") for p in paths
     )
-    assert "## remote: 5 sessions" in capsys.readouterr().out
+    assert "## remote: 5 sessions" in done.stdout
 
 
 def test_the_course_env_and_botifys_run_the_same_sessions(course_dir, small_world_dir, tmp_path):
@@ -89,7 +91,7 @@ def test_the_course_env_and_botifys_run_the_same_sessions(course_dir, small_worl
         out = tmp_path / f"{config.stem}.json"
         argv = ["--episodes", "30", "--config", str(config), "--days", "1", "--summary-json",
                 str(out), "single", "--recommender", "sticky_artist", "--seed", "3"]  # fmt: skip
-        assert run.main(argv) == 0
+        assert CliRunner().invoke(run.cli, argv).exit_code == 0
         digests.append(json.loads(out.read_text())["sessions_sha256"])
     assert digests[0] == digests[1]
 

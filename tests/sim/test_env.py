@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from sim.agents import DummyAgent, OracleAgent, run_episode
 from sim.env import RecEnv
+from tests.sim.conftest import OraclePick, play, random_pick
 
 
-def rollout(env, agent, seed, sessions=30):
-    out = [run_episode(env, agent, seed)]
-    out += [run_episode(env, agent) for _ in range(sessions - 1)]
+def rollout(env, pick, seed, sessions=30):
+    out = [play(env, pick, seed)]
+    out += [play(env, pick) for _ in range(sessions - 1)]
     return out, list(env.played)
 
 
@@ -18,10 +18,10 @@ def test_check_env(small_population):
     check_env(RecEnv(small_population), skip_render_check=True)
 
 
-@pytest.mark.parametrize("agent", ["dummy", "oracle"])
+@pytest.mark.parametrize("agent", ["random", "oracle"])
 def test_same_seed_same_sessions(small_world, small_population, agent):
     def make(env):
-        return DummyAgent(env) if agent == "dummy" else OracleAgent(env)
+        return random_pick if agent == "random" else OraclePick()
 
     env_a, env_b = RecEnv(small_population), RecEnv(small_population)
     a = rollout(env_a, make(env_a), seed=11)
@@ -42,12 +42,12 @@ def test_invalid_action_and_step_before_reset(small_population):
 
 def test_oracle_never_repeats_and_beats_random(small_world, small_population):
     env = RecEnv(small_population)
-    oracle = [run_episode(env, OracleAgent(env), seed=s) for s in range(40)]
-    dummy = [run_episode(env, DummyAgent(env), seed=s) for s in range(40)]
-    assert np.mean([t for t, _ in oracle]) > 2 * np.mean([t for t, _ in dummy])
+    oracle = [play(env, OraclePick(), seed=s) for s in range(40)]
+    random = [play(env, random_pick, seed=s) for s in range(40)]
+    assert np.mean([t for t, _ in oracle]) > 2 * np.mean([t for t, _ in random])
     env.reset(seed=1)
-    agent = OracleAgent(env)
+    pick = OraclePick()
     for _ in range(20):
-        track = agent.recommend({}, 1.0)
+        track = pick(env)
         assert track not in env.played
         env.step(track)

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from sim import world as world_cli
 from sim.world import World, WorldShape, generate
@@ -26,9 +27,10 @@ def test_same_seed_same_bytes_other_seed_other_world(tmp_path):
     assert all(a[name] != c[name] for name in a)
 
 
-def test_cli_writes_the_course_formats(tmp_path, capsys):
-    assert world_cli.main(["--out", str(tmp_path), "--seed", "5", "--tracks", "300",
-                           "--users", "20", "--dim", "4"]) == 0  # fmt: skip
+def test_cli_writes_the_course_formats(tmp_path):
+    done = CliRunner().invoke(world_cli.cli, ["--out", str(tmp_path), "--seed", "5",
+                                              "--tracks", "300", "--users", "20", "--dim", "4"])  # fmt: skip
+    assert done.exit_code == 0, done.output
     tracks = [json.loads(line) for line in (tmp_path / "tracks.json").read_text().splitlines()]
     users = [json.loads(line) for line in (tmp_path / "users.json").read_text().splitlines()]
     emb = np.load(tmp_path / "tracks.npy", allow_pickle=False)
@@ -37,7 +39,7 @@ def test_cli_writes_the_course_formats(tmp_path, capsys):
     assert emb.dtype == np.float32 and emb.shape == (300, 4)
     assert [u["user"] for u in users] == list(range(20))
     assert set(users[0]) == {"user", "interests", "consume_bias", "consume_sharpness"}
-    assert "300 tracks" in capsys.readouterr().err
+    assert "300 tracks" in done.stderr
 
 
 def test_round_trip(tmp_path):
@@ -75,6 +77,22 @@ def test_structure(small_world):
     piled_interests = np.array([t for u in piled.users for t in u["interests"]])
     assert np.bincount(interests).max() * 3 < np.bincount(piled_interests).max()
     assert len(np.unique(interests)) > 1.5 * len(np.unique(piled_interests))
+
+
+def test_equal_norms_leave_no_hubs():
+    """norm_spread 0: every track's genre + artist + track part has one length, so no track is
+    the nearest neighbour of many interests just for being long (the seed's 36,062 distinct
+    liked tracks need first tracks spread over the catalog)."""
+    from sim.user_model import NeighbourIndex
+
+    def in_degree(shape):
+        w = generate(5, shape)
+        index = NeighbourIndex(w.embeddings, depth=10)
+        near = np.concatenate([index.nearest(t, 10) for t in range(0, w.n_tracks, 4)])
+        return np.bincount(near, minlength=w.n_tracks)
+
+    even, spread = in_degree(SHAPE), in_degree(replace(SHAPE, norm_spread=1.0))
+    assert (even > 0).sum() > 1.2 * (spread > 0).sum() and even.max() < spread.max()
 
 
 def w_shape(w) -> WorldShape:

@@ -21,6 +21,7 @@ from sim.batch import BatchSimulator, run_key
 from sim.transport import ServicePolicy, http_transport
 from sim.user_model import Population
 from sim.world import WorldShape, generate
+from tests.conftest import PREFIX
 
 from .conftest import needs_nginx
 
@@ -35,7 +36,7 @@ def lines_by_file(log_root: Path) -> dict[Path, list[dict]]:
 
 
 def per_user(files: dict[Path, list[dict]], skip: dict[Path, int]) -> dict[int, tuple]:
-    """user -> (replica folder, the user's events in file order without timestamp/latency)."""
+    """user -> (replica folder, the user's parsed events in file order without timestamp/latency)."""
     out: dict[int, list] = defaultdict(list)
     where: dict[int, set] = defaultdict(set)
     for path, events in files.items():
@@ -44,7 +45,7 @@ def per_user(files: dict[Path, list[dict]], skip: dict[Path, int]) -> dict[int, 
             out[e["user"]].append({k: v for k, v in e.items() if k not in ("timestamp", "latency")})
     for user, folders in where.items():
         assert len(folders) == 1, f"user {user} has events in {folders}"
-    return {u: (next(iter(where[u])), tuple(map(json.dumps, out[u]))) for u in out}
+    return {u: (next(iter(where[u])), out[u]) for u in out}
 
 
 @needs_nginx
@@ -56,7 +57,7 @@ def test_batch_and_single_requests_log_the_same_events(tmp_path):
     with LocalStack(world, REPO / "config" / "experiments.yml", logs, replicas=2) as stack:
         client = redis.Redis.from_url(stack.redis_url)
         rng = np.random.default_rng(0)
-        top = TopLists(client, "core")
+        top = TopLists(client, "core", PREFIX)
         lists = [(u, rng.choice(600, 40, replace=False).tolist()) for u in range(100)]
         top.activate(top.write(lists)[0])  # users 100..119 have none: their arms fall back
         client.close()
@@ -79,5 +80,5 @@ def test_batch_and_single_requests_log_the_same_events(tmp_path):
     assert first == second
     assert sum(len(events) for _, events in second.values()) == batched.steps + len(batched.user)
     assert len({folder for folder, _ in second.values()}) == 2  # both replicas served
-    fallbacks = [json.loads(e)["fallback"] for _, events in second.values() for e in events]
+    fallbacks = [e["fallback"] for _, events in second.values() for e in events]
     assert any(fallbacks) and not all(fallbacks)

@@ -20,6 +20,7 @@ import redis
 
 from botify.toplists import TopLists
 from ops.stack import LocalStack, StackError, find_nginx
+from tests.conftest import PREFIX
 from tests.stack.conftest import N_TRACKS, alive, descendants, needs_nginx, read_events, wait_dead
 
 
@@ -58,7 +59,7 @@ class Client:
 
 def deploy_lists(redis_url: str, users) -> None:
     """A new active `core` version with a 20-track list for each of `users`."""
-    lists = TopLists(redis.Redis.from_url(redis_url), "core")
+    lists = TopLists(redis.Redis.from_url(redis_url), "core", PREFIX)
     rng = random.Random(0)
     version, _ = lists.write((user, rng.sample(range(N_TRACKS), 20)) for user in users)
     lists.activate(version)
@@ -224,7 +225,7 @@ def test_a_stack_whose_lists_are_not_deployed_yet_serves_and_warns(
         assert "no active version" in caplog.text
         client = Client(stack.url)
         assert client.post("/next/1", {"track": 1, "time": 1.0})[0] == 200
-        lists = TopLists(redis.Redis.from_url(redis_url), "core")
+        lists = TopLists(redis.Redis.from_url(redis_url), "core", PREFIX)
         lists.activate(lists.write([(1, [5, 6, 7])])[0])
         lists.client.close()
         deadline = time.monotonic() + 5

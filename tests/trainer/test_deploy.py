@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from botify.toplists import TopLists
+from tests.conftest import PREFIX
 from trainer.cli import cli
 from trainer.deploy import DeployError, deploy, read_recs, rollback
 
@@ -18,45 +19,45 @@ def write_recs(path, lists: dict[int, list[int]]):
 
 
 def test_deploy_switches_versions_and_rollback_restores_the_previous(redis_client):
-    reader = TopLists(redis_client, "core")
-    first = deploy(redis_client, [(1, [5, 6, 7]), (2, [8])])
+    reader = TopLists(redis_client, "core", PREFIX)
+    first = deploy(redis_client, [(1, [5, 6, 7]), (2, [8])], prefix=PREFIX)
     assert first.previous is None and first.users == 2
     assert reader.get(1).tolist() == [5, 6, 7] and reader.get(2).tolist() == [8]
 
-    second = deploy(redis_client, [(1, [9, 10]), (3, [11])])
+    second = deploy(redis_client, [(1, [9, 10]), (3, [11])], prefix=PREFIX)
     assert (second.previous, reader.active_version()) == (first.active, second.active)
     assert reader.get(1).tolist() == [9, 10] and reader.get(2) is None
     assert reader.get(2, version=first.active).tolist() == [8]  # previous version kept
 
-    back = rollback(redis_client)
+    back = rollback(redis_client, prefix=PREFIX)
     assert (back.active, back.previous) == (first.active, second.active)
     assert reader.get(1).tolist() == [5, 6, 7] and reader.get(3) is None
     with pytest.raises(DeployError, match="replaced nothing"):
-        rollback(redis_client)
+        rollback(redis_client, prefix=PREFIX)
 
 
 def test_old_versions_are_pruned_but_active_and_previous_survive(redis_client):
-    made = [deploy(redis_client, [(1, [i])], keep=3).active for i in range(4)]
-    reader = TopLists(redis_client, "core")
+    made = [deploy(redis_client, [(1, [i])], prefix=PREFIX, keep=3).active for i in range(4)]
+    reader = TopLists(redis_client, "core", PREFIX)
     assert list(reader.versions()) == made[1:]
     assert reader.count(made[0]) == 0
-    assert rollback(redis_client).active == made[2]
-    assert rollback(redis_client).active == made[1]
+    assert rollback(redis_client, prefix=PREFIX).active == made[2]
+    assert rollback(redis_client, prefix=PREFIX).active == made[1]
     with pytest.raises(DeployError, match="was pruned"):
-        rollback(redis_client)  # made[1] replaced made[0], pruned by keep=3
-    after = deploy(redis_client, [(1, [99])], keep=2)
+        rollback(redis_client, prefix=PREFIX)  # made[1] replaced made[0], pruned by keep=3
+    after = deploy(redis_client, [(1, [99])], prefix=PREFIX, keep=2)
     assert after.previous == made[1]
     assert set(reader.versions()) == {made[1], made[3], after.active}  # previous survives
-    assert rollback(redis_client).active == made[1]  # undo returns to what was live
+    assert rollback(redis_client, prefix=PREFIX).active == made[1]  # undo returns to what was live
 
 
 def test_a_count_mismatch_is_not_activated(redis_client, monkeypatch):
-    deploy(redis_client, [(1, [1])])
-    reader = TopLists(redis_client, "core")
+    deploy(redis_client, [(1, [1])], prefix=PREFIX)
+    reader = TopLists(redis_client, "core", PREFIX)
     before = reader.active_version()
     monkeypatch.setattr(TopLists, "count", lambda self, version: 0)  # keys lost under the writer
     with pytest.raises(DeployError, match="0 lists in Redis, expected 2; not activated"):
-        deploy(redis_client, [(1, [2]), (2, [3])])
+        deploy(redis_client, [(1, [2]), (2, [3])], prefix=PREFIX)
     assert reader.active_version() == before and list(reader.versions()) == [before]
 
 
@@ -86,10 +87,50 @@ def test_cli_deploy_prints_the_version_and_rollback_restores(redis_url, redis_cl
         cli, ["deploy", "--recs", str(write_recs(tmp_path / "b.jsonl", {7: [3]})), *args]
     )
     assert v1.exit_code == v2.exit_code == 0, v1.output + v2.output
-    reader = TopLists(redis_client, "core")
+    reader = TopLists(redis_client, "core", PREFIX)
     assert reader.active_version() == v2.stdout.strip() and reader.get(7).tolist() == [3]
     back = runner.invoke(cli, ["rollback", *args])
     assert back.exit_code == 0 and back.stdout.strip() == v1.stdout.strip()
     assert reader.get(7).tolist() == [1, 2]
     unreachable = runner.invoke(cli, ["rollback", "--redis-url", "redis://127.0.0.1:1/0"])
     assert unreachable.exit_code == 1 and "redis at redis://127.0.0.1:1/0" in unreachable.output
+
+
+def test_cli_deploys_where_the_service_reads_under_a_key_prefix(
+    redis_url, redis_client, tmp_path, monkeypatch
+):
+    """BOTIFY_KEY_PREFIX set once: the trainer's deploy and rollback write the keys the service
+    reads (they used to write under the default prefix whatever it said)."""
+    from botify.app import create_app
+    from tests.botify.conftest import EXPERIMENTS
+
+    tracks_json = tmp_path / "tracks.json"
+    tracks_json.write_text("".join(
+        json.dumps({"track": t, "artist": f"a{t // 10}", "title": "", "genre": "", "pop": 1.0}) + "\n"
+        for t in range(200)
+    ))  # fmt: skip
+
+    monkeypatch.setenv("BOTIFY_KEY_PREFIX", "lab")
+    monkeypatch.setenv("BOTIFY_REDIS_URL", redis_url)
+    runner = CliRunner()
+    first = write_recs(tmp_path / "a.jsonl", {u: [u % 100 + 1, u % 100 + 2] for u in range(300)})
+    second = write_recs(tmp_path / "b.jsonl", {u: [u % 100 + 3] for u in range(300)})
+    v1 = runner.invoke(cli, ["deploy", "--recs", str(first)])
+    v2 = runner.invoke(cli, ["deploy", "--recs", str(second)])
+    assert v1.exit_code == v2.exit_code == 0, v1.output + v2.output
+    assert not redis_client.keys(f"{PREFIX}:*")
+    app = create_app({"CATALOG": str(tracks_json), "EXPERIMENTS": str(EXPERIMENTS),
+                      "LOG_DIR": str(tmp_path / "log"), "POINTER_CACHE_SECONDS": 0})  # fmt: skip
+    service = app.extensions["botify"]
+    assert service.settings.key_prefix == "lab"
+    client = app.test_client()
+    assert client.get("/ready").json["lists"]["core"] == {"active": v2.stdout.strip(), "users": 300}
+    user = next(u for u in range(300) if service.experiments.assign(u)["AB"] == "T1")
+    assert (
+        client.post(f"/next/{user}", json={"track": 0, "time": 1.0}).json["track"] == user % 100 + 3
+    )
+    back = runner.invoke(cli, ["rollback"])
+    assert back.exit_code == 0 and back.stdout.strip() == v1.stdout.strip()
+    assert (
+        client.post(f"/next/{user}", json={"track": 0, "time": 1.0}).json["track"] == user % 100 + 1
+    )

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import PREFIX
 from tests.trainer.conftest import events_frame
 from trainer.cli import cli
 from trainer.prepare import k_core, liked_plays, prepare
@@ -136,11 +137,11 @@ def test_too_little_data_is_refused_and_nothing_changes(tmp_path, redis_url, red
     assert "at least 3 of each" in result.output
     assert not (tmp_path / "ds").exists()
 
-    redis_client.set("botify:lists:core:active", "v-before")
+    redis_client.set(f"{PREFIX}:lists:core:active", "v-before")
     result = CliRunner().invoke(
         cli, ["run", *data, "--work", str(tmp_path / "w"), "--redis-url", redis_url]
     )
     assert result.exit_code == 1 and "too little data" in result.output
     assert not (tmp_path / "w").exists()
-    assert redis_client.keys("*") == [b"botify:lists:core:active"]
-    assert redis_client.get("botify:lists:core:active") == b"v-before"
+    assert redis_client.keys("*") == [f"{PREFIX}:lists:core:active".encode()]
+    assert redis_client.get(f"{PREFIX}:lists:core:active") == b"v-before"

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from botify.toplists import TopLists
+from tests.conftest import PREFIX
 from tests.trainer.conftest import tiny_events
 from trainer import __main__ as entry
 from trainer.cli import cli
@@ -22,7 +23,7 @@ def test_run_prepares_trains_recommends_and_deploys(tmp_path, redis_url, redis_c
         cli, [*args, "--redis-url", redis_url, "--epochs", "1", "--variant", "ave"]
     )
     assert result.exit_code == 0, result.output
-    reader = TopLists(redis_client, "core")
+    reader = TopLists(redis_client, "core", PREFIX)
     assert result.stdout.strip().splitlines()[-1] == reader.active_version()
     recs = [json.loads(line) for line in (tmp_path / "w" / "recs.jsonl").read_text().splitlines()]
     assert len(recs) == 30 and reader.count(reader.active_version()) == 30
