@@ -93,7 +93,7 @@ def train(events: Path, work: Path, models) -> dict[str, dict]:
 
 def ab(world, population, sessions: int, seed: int, work: Path, models) -> dict[str, dict]:
     """The course's A/B in-process: per arm, per metric, the per-user values."""
-    from script.ab.metrics import users_from_sessions
+    from measure.metrics import users_from_sessions
 
     experiments = Experiments.from_file(ZOO)
     lists = {name: work / "lists" / f"{name}.jsonl" for name in models}

@@ -265,8 +265,11 @@ class Loop:
         # the seed's effects are of the seed's experiment (AB of config/experiments.yml): beside
         # any other experiment they would compare unlike arms
         experiments = Path(self.config["stack"]["experiments"])
-        seeds_own = (self.ab_experiment() == "AB" and (experiments if experiments.is_absolute()
-                     else ROOT / experiments).resolve() == (ROOT / SEED_EXPERIMENTS).resolve())
+        seeds_own = (
+            self.ab_experiment() == "AB"
+            and (experiments if experiments.is_absolute() else ROOT / experiments).resolve()
+            == (ROOT / SEED_EXPERIMENTS).resolve()
+        )
         reference = self.run_dir / "seed-effects.json"
         if seeds_own:
             reference.write_text(json.dumps({"label": "seed", "metric": "mean_time_per_session",

@@ -33,9 +33,7 @@ log = logging.getLogger("ops.keeper")
 
 
 class Keeper:
-    def __init__(
-        self, client: Client, journal: Path, names: list[str] | None, prefix: str
-    ) -> None:
+    def __init__(self, client: Client, journal: Path, names: list[str] | None, prefix: str) -> None:
         """`names`: the list sets to watch; None or empty: every list set the journal holds
         (re-read each pass, so a list set deployed later is watched too)."""
         self.client, self.journal, self.names = client, Path(journal), names

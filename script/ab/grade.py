@@ -13,7 +13,7 @@ effects as `ab_result.json`:
 mean, `significant` when the interval excludes 0). It accepts a result only when the two runs
 agree: for every treatment, on the graded metric, the effects have the same sign and differ by at
 most 10 percentage points. `result` writes one report's `ab_result.json` (our A/B report,
-`python -m script.ab`, computes the same statistics: `script.ab.stats.WelchTest`); `check` applies
+`python -m script.ab`, computes the same statistics: `measure.stats.WelchTest`); `check` applies
 the rule to two runs' reports, or to K runs with different seeds (`python -m demo.grade --seeds
 K`), where it also reports the spread of each effect: with replayable runs the same seed gives
 the same numbers, so the question the rule really asks (does the effect survive another draw of

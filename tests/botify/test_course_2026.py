@@ -25,11 +25,13 @@ from botify.item_lists import (
 )
 from botify.recommenders import Context
 from botify.recommenders.i2i import pick
+from botify.settings import Settings
 from botify.step import Step
 from botify.toplists import ListFileError
 from botify.user_state import ClearSession, MemoryState, PushHistory, PushSession, RedisState
+from tests.conftest import PREFIX
 
-from .conftest import N_TRACKS, artist_of, read_events
+from .conftest import N_TRACKS, artist_of, log_dir, read_events
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def catalog(tracks_json) -> Catalog:
 def state(request, redis_client):
     if request.param == "memory":
         return MemoryState(history_length=3)
-    return RedisState(redis_client, history_length=3, history_ttl=60)
+    return RedisState(redis_client, Settings(history_length=3, history_ttl=60))
 
 
 # -- the listening history ----------------------------------------------------------------------
@@ -60,9 +62,9 @@ def test_the_history_keeps_the_last_plays_across_sessions(state):
 
 
 def test_the_history_key_has_the_users_hash_tag_and_a_ttl(redis_client):
-    RedisState(redis_client, history_ttl=60).run([PushHistory(12345, 3, 0.5)])
-    (key,) = redis_client.keys("botify:history:*")
-    assert key == b"botify:history:{12345}"
+    RedisState(redis_client, Settings(history_ttl=60)).run([PushHistory(12345, 3, 0.5)])
+    (key,) = redis_client.keys(f"{PREFIX}:history:*")
+    assert key == f"{PREFIX}:history:{{12345}}".encode()
     assert 0 < redis_client.ttl(key) <= 60
 
 
@@ -240,8 +242,10 @@ def test_i2i_through_the_service_reads_a_history_that_spans_sessions(
     user = arm_users(app, "C", 1)[0]
     ready = client.get("/ready").json
     assert ready["ready"] is False and "list set 'sasrec_i2i' has no active version" in str(ready)
-    assert deploy(redis_client, [], "sasrec_i2i", items=chain_lists()).items == N_TRACKS
-    deploy(redis_client, [(0, [1])], "hstu")
+    assert (
+        deploy(redis_client, [], "sasrec_i2i", prefix=PREFIX, items=chain_lists()).items == N_TRACKS
+    )
+    deploy(redis_client, [(0, [1])], "hstu", prefix=PREFIX)
     ready = client.get("/ready")
     assert ready.status_code == 200, ready.json
     assert ready.json["lists"]["sasrec_i2i"]["items"] == N_TRACKS
@@ -250,21 +254,21 @@ def test_i2i_through_the_service_reads_a_history_that_spans_sessions(
     assert client.post(f"/next/{user}", json={"track": 50, "time": 1.0}).json["track"] == 51
     assert client.post(f"/next/{user}", json={"track": 51, "time": 0.0}).json["track"] == 52
     client.post(f"/last/{user}", json={"track": 60, "time": 1.0})
-    key = f"botify:history:{{{user}}}"
+    key = f"{PREFIX}:history:{{{user}}}"
     assert redis_client.exists(key)  # /last pushed and did not clear
     # session 2 starts at 49: anchors 49, 60 and 50 (51 weighs 0): never a track heard before
     served = client.post(f"/next/{user}", json={"track": 49, "time": 1.0}).json["track"]
     assert served in {52, 61}  # 49 -> 50, 51 heard -> 52; 60 -> 61; 50 -> 52 (not 50: heard)
     heard = np.frombuffer(redis_client.get(key), dtype=[("track", "<u4"), ("time", "<f4")])
     assert heard["track"].tolist() == [50, 51, 60, 49]
-    events = [e for e in read_events(app.config["LOG_DIR"]) if e["message"] == "next"]
+    events = [e for e in read_events(log_dir(app)) if e["message"] == "next"]
     assert not any(e["fallback"] for e in events)
 
 
 def test_contextual_keeps_serving_its_lists_while_redis_is_away(
     make_app, experiments_2026, redis_client, redis_server
 ):
-    deploy(redis_client, [], "sasrec_i2i", items=chain_lists())
+    deploy(redis_client, [], "sasrec_i2i", prefix=PREFIX, items=chain_lists())
     app = make_app(EXPERIMENTS=str(experiments_2026))
     client = app.test_client()
     user = arm_users(app, "T1", 1)[0]
@@ -281,8 +285,14 @@ def test_contextual_keeps_serving_its_lists_while_redis_is_away(
 def test_item_lists_that_do_not_fit_the_catalog_are_refused_on_ready(
     make_app, experiments_2026, redis_client
 ):
-    deploy(redis_client, [], "sasrec_i2i", items=ItemLists.from_rows([(1, [N_TRACKS + 5])]))
-    deploy(redis_client, [(0, [1])], "hstu")
+    deploy(
+        redis_client,
+        [],
+        "sasrec_i2i",
+        prefix=PREFIX,
+        items=ItemLists.from_rows([(1, [N_TRACKS + 5])]),
+    )
+    deploy(redis_client, [(0, [1])], "hstu", prefix=PREFIX)
     app = make_app(EXPERIMENTS=str(experiments_2026))
     client = app.test_client()
     ready = client.get("/ready")
@@ -306,8 +316,8 @@ def test_user_lists_of_the_courses_shape_are_served_by_indexed_with_a_random_fal
     assert list_file_kind(path) == "users"
     from botify.deploy import read_lists
 
-    deploy(redis_client, read_lists(path), "hstu")
-    deploy(redis_client, [], "sasrec_i2i", items=chain_lists())
+    deploy(redis_client, read_lists(path), "hstu", prefix=PREFIX)
+    deploy(redis_client, [], "sasrec_i2i", prefix=PREFIX, items=chain_lists())
     client = app.test_client()
     for user in with_list:
         answer = client.post(f"/next/{user}", json={"track": 3, "time": 1.0}).json
@@ -318,7 +328,7 @@ def test_user_lists_of_the_courses_shape_are_served_by_indexed_with_a_random_fal
             artist_of(client.post(f"/next/{user}", json={"track": 3, "time": 1.0}).json["track"])
         )
     assert len(artists) > 5  # Random, not StickyArtist (which would stay on artist 0)
-    events = [e for e in read_events(app.config["LOG_DIR"]) if e["message"] == "next"]
+    events = [e for e in read_events(log_dir(app)) if e["message"] == "next"]
     assert [e["fallback"] for e in events] == [False] * 20 + [True] * 20
 
 
@@ -327,16 +337,22 @@ def test_item_lists_go_live_roll_back_and_come_back_from_the_journal(redis_clien
     from ops.keeper import Keeper
 
     journal = Journal(tmp_path / "journal")
-    first = deploy(redis_client, [], "lightfm_i2i", items=chain_lists(), journal=journal)
-    second = deploy(redis_client, [], "lightfm_i2i", items=ItemLists.from_rows([(1, [2])]),
+    first = deploy(
+        redis_client, [], "lightfm_i2i", prefix=PREFIX, items=chain_lists(), journal=journal
+    )
+    second = deploy(redis_client, [], "lightfm_i2i", prefix=PREFIX, items=ItemLists.from_rows([(1, [2])]),
                     journal=journal)  # fmt: skip
-    assert rollback(redis_client, "lightfm_i2i", journal=journal).active == first.active
-    keeper = Keeper(redis_client, tmp_path / "journal")  # every list set of the journal
+    assert (
+        rollback(redis_client, "lightfm_i2i", prefix=PREFIX, journal=journal).active == first.active
+    )
+    keeper = Keeper(
+        redis_client, tmp_path / "journal", None, PREFIX
+    )  # every list set of the journal
     assert keeper.check() == []
     redis_client.flushall()
     assert keeper.check() == [f"lightfm_i2i/{first.active}"]
-    fields = redis_client.hgetall(items_key("botify", "lightfm_i2i", first.active))
+    fields = redis_client.hgetall(items_key(PREFIX, "lightfm_i2i", first.active))
     assert len(unpack(fields, N_TRACKS)) == N_TRACKS
     assert second.active != first.active
     with pytest.raises(DeployError, match="nothing to deploy"):
-        deploy(redis_client, [], "lightfm_i2i")
+        deploy(redis_client, [], "lightfm_i2i", prefix=PREFIX)
