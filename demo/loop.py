@@ -1,10 +1,9 @@
 """The closed loop, step by step, each step a subprocess running a public Botify command.
 
-Day 1 collects the training data under `collect.experiments`, as the course's service collected
-it: first `collect.warmup` sessions per process before any model exists (every arm serves the
-control), then CORE trained on them goes live and `collect.episodes` sessions per process follow
-with the day-1 arms (StickyArtist beside a list arm). The stack then restarts with the A/B
-experiments (`stack.experiments`) and, before each A/B day, CORE retrains on everything logged.
+Day 1 collects the training data: `collect.episodes` sessions per process under
+`collect.experiments` (by default the course's seminar-2 TopPop arms, which need no model;
+config/experiments-collect.yml says why). The stack then restarts with the A/B experiments
+(`stack.experiments`) and, before each A/B day, CORE retrains on everything logged.
 """
 
 from __future__ import annotations
@@ -231,10 +230,6 @@ class Loop:
             with self.stack(world, url, collect, "stack-day1") as stack:
                 _, ready = stack.get_json("/ready")
                 runner.say(f"day 1: service readiness before any model: {ready}")
-                if int(c.get("warmup") or 0):
-                    self.simulate("day1-warmup", world, c["warmup"], c["processes"],
-                                  self.seed, stack.url)  # fmt: skip
-                    self.train_and_deploy("-warmup", stack, url)
                 self.simulate("day1", world, c["episodes"], c["processes"], self.seed + 10_000,
                               stack.url)  # fmt: skip
             with self.stack(world, url, config["stack"]["experiments"], "stack") as stack:

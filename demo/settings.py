@@ -24,8 +24,6 @@ OVERRIDES: dict[str, tuple[str, type, str]] = {
     "experiments": ("stack.experiments", str, "experiments YAML of the A/B days"),
     "collect_experiments": ("collect.experiments", str,
                             "experiments YAML of day 1 (the collection)"),
-    "warmup_episodes": ("collect.warmup", int,
-                        "day-1 sessions per process before the first model (0: none)"),
     "collect_episodes": ("collect.episodes", int, "day-1 sessions per simulator process"),
     "ab_episodes": ("ab.episodes", int, "sessions per simulator process of each A/B day"),
     "days": ("days", int, "A/B days; before each, CORE retrains on everything logged so far"),

@@ -21,7 +21,7 @@ def tiny_run(tmp_path_factory) -> Path:
     cmd = [
         sys.executable, "-m", "demo", "--run-dir", str(run_dir), "--quiet",
         "--tracks", "2000", "--users", "200", "--dim", "16",
-        "--warmup-episodes", "400", "--collect-episodes", "1100", "--ab-episodes", "800", "--processes", "2",
+        "--collect-episodes", "1100", "--ab-episodes", "800", "--processes", "2",
         "--epochs", "1", "--seed", "7", "--ceiling-sessions", "50",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -32,32 +32,30 @@ def tiny_run(tmp_path_factory) -> Path:
 def test_world_and_both_days_of_traffic(tiny_run):
     for name in ("tracks.json", "tracks.npy", "users.json"):
         assert (tiny_run / "world" / name).stat().st_size > 0
-    warmup = json.loads((tiny_run / "day1-warmup-sim.json").read_text())
     day1 = json.loads((tiny_run / "day1-sim.json").read_text())
     day2 = json.loads((tiny_run / "day2-sim.json").read_text())
-    assert warmup["days"][0]["sessions"] == 800 and day1["days"][0]["sessions"] == 2200
+    assert day1["days"][0]["sessions"] == 2200
     assert day2["days"][0]["sessions"] == 1600
     assert day1["transport"] == "batch" and day1["steps"] > 2200
 
 
-def test_day_one_ran_the_collection_arms_on_a_model_trained_on_the_warm_up(tiny_run):
-    """Day 1 as the course collected it: StickyArtist alone until the warm-up's CORE goes live,
-    then StickyArtist beside a list arm on that model; the A/B day's model learns from both."""
+def test_day_one_ran_the_course_collection_and_trained_the_ab_model_on_it(tiny_run):
+    """Day 1 as the course's seminar 2 collected it: TopPop over the top 10, 100 and 1,000
+    tracks, a third of the users each, no model; the A/B day's CORE learns from all of it."""
     events = pd.read_parquet(tiny_run / "data" / "all")
-    day1 = events[events["exp_COLLECT"].notna()]
+    day1 = events[events["exp_TOP_POP"].notna()]
+    assert set(day1["exp_TOP_POP"]) == {"T1", "T2", "T3"}
+    assert day1["exp_AB"].isna().all()
+    # each arm plays only its top-k (by the catalog's popularity: T1's ten tracks are T2's first)
+    served = day1[day1["message"] == "next"].dropna(subset=["recommendation"])
+    played = served.groupby("exp_TOP_POP")["recommendation"].nunique()
+    assert played["T1"] <= 10 < played["T2"] <= 100 < played["T3"] <= 1000
     manifest = json.loads((tiny_run / "manifest.json").read_text())
-    warmup, main = manifest["trained"][0], manifest["trained"][1]
-    assert warmup["tag"] == "-warmup" and main["tag"] == ""
-    assert set(day1["exp_COLLECT"]) == {"C", "T1"}
-    served = day1[(day1["exp_COLLECT"] == "T1") & (day1["message"] == "next")]
-    # T1 served lists once the warm-up's model was live (a tiny warm-up lists only some users)
-    assert (~served["fallback"]).sum() > 100
-    assert main["dataset"]["plays"] == len(day1) > warmup["dataset"]["plays"]
-    assert {row["count"] for row in manifest["day1_dataset_vs_seed"]} == {
-        "rows",
-        "interactions",
-        "tracks",
-    }
+    [trained] = manifest["trained"]
+    assert trained["tag"] == "" and trained["dataset"]["plays"] == len(day1)
+    counts = {row["count"]: row for row in manifest["day1_dataset_vs_seed"]}
+    assert set(counts) == {"rows", "interactions", "tracks"}
+    assert counts["rows"]["ours"] == len(day1) and counts["rows"]["seed"] == 2_923_898
 
 
 def test_training_produced_lists_and_a_model_that_went_live(tiny_run):
