@@ -16,7 +16,7 @@ import yaml
 
 from .test_loop import ROOT, processes_mentioning
 
-TINY = ["--quiet", "--tracks", "2000", "--users", "200", "--dim", "16", "--warmup-episodes", "0",
+TINY = ["--quiet", "--tracks", "2000", "--users", "200", "--dim", "16",
         "--collect-episodes", "600", "--ab-episodes", "800", "--processes", "2", "--seed", "7",
         "--ceiling-sessions", "0", "--collect-experiments",
         str(ROOT / "config" / "experiments-collect-2026.yml")]  # fmt: skip
