@@ -49,8 +49,9 @@ def test_an_experiments_file_without_list_arms_runs_with_nothing_to_train(catalo
     manifest = json.loads((catalog_only_run / "manifest.json").read_text())
     assert manifest["trained"] == [] and manifest["ab_days"][0].get("list_sets") is None
     assert not list((catalog_only_run / "logs").glob("deploy*.log"))
-    effects = json.loads((catalog_only_run / "report" / "report.json").read_text())["effects"]
-    assert {e["arm"] for e in effects} == {"T1", "T2"}
+    report = json.loads((catalog_only_run / "report" / "report.json").read_text())
+    assert {e["arm"] for e in report["effects"]} == {"T1", "T2"}
+    assert not report.get("reference")  # the seed's effects are of another experiment's arms
     events = pd.read_parquet(catalog_only_run / "data" / "all")
     assert not events.loc[events["exp_STICKY"].notna(), "fallback"].any()
     assert processes_mentioning(str(catalog_only_run)) == []
