@@ -67,8 +67,15 @@ def prepare_cmd(data: Path, out: Path, min_time: float, min_count: int) -> None:
 @click.option("--seed", type=int, default=None, help="default: RECIPE in trainer/train.py")
 @click.option("--max-len", type=click.IntRange(1), default=None, help="MAX_ITEM_LIST_LENGTH")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="train_batch_size")
+@click.option(
+    "--negatives",
+    type=click.IntRange(0),
+    default=None,
+    help="sampled softmax over N uniform negatives per batch (0: the full softmax, RecBole's)",
+)
 @click.option("--no-progress", is_flag=True, help="no progress bars")
-def train_cmd(dataset, out, variant, epochs, seed, max_len, batch_size, no_progress) -> None:
+def train_cmd(dataset, out, variant, epochs, seed, max_len, batch_size, negatives,
+              no_progress) -> None:  # fmt: skip
     """Train CORE on DATASET; write the model and metrics.json (CORE vs Pop) into OUT."""
     from trainer.train import comparison_table, train
 
@@ -77,6 +84,8 @@ def train_cmd(dataset, out, variant, epochs, seed, max_len, batch_size, no_progr
         overrides["MAX_ITEM_LIST_LENGTH"] = max_len
     if batch_size:
         overrides["train_batch_size"] = batch_size
+    if negatives is not None:
+        overrides["negatives"] = negatives
     metrics = _run(train, dataset, out, variant=variant, epochs=epochs, seed=seed,
                    overrides=overrides, show_progress=not no_progress)  # fmt: skip
     click.echo(comparison_table(metrics))
@@ -220,7 +229,8 @@ def run_cmd(ctx, data, work, redis_url, key_prefix, name, variant, epochs, seed,
     _settings(redis_url=redis_url, key_prefix=key_prefix, journal=journal)  # bad ones fail first
     ctx.invoke(prepare_cmd, data=data, out=work / "dataset", min_time=min_time)
     ctx.invoke(train_cmd, dataset=work / "dataset", out=work / "model", variant=variant,
-               epochs=epochs, seed=seed, max_len=None, batch_size=None, no_progress=False)  # fmt: skip
+               epochs=epochs, seed=seed, max_len=None, batch_size=None, negatives=None,
+               no_progress=False)  # fmt: skip
     ctx.invoke(recommend_cmd, model_dir=work / "model", out=work / "recs.jsonl", k=100,
                exclude_seen=False)  # fmt: skip
     ctx.invoke(deploy_cmd, recs=work / "recs.jsonl", redis_url=redis_url, key_prefix=key_prefix,

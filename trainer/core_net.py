@@ -95,6 +95,25 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
         return grad_sessions * scale, grad_items * scale, None, None
 
 
+def sampled_softmax_ce(
+    sessions: torch.Tensor, items: torch.Tensor, target: torch.Tensor, negatives: int
+) -> torch.Tensor:
+    """Sampled softmax: the full cross-entropy's log-partition estimated from `negatives` item
+    ids drawn uniformly (shared by the batch, from torch's generator) instead of every item.
+
+    Each sampled logit gets + log((n - 1) / negatives), the log-inverse of its sampling rate
+    (logQ correction), so the sum over the sample estimates the sum over all n - 1 ids; a
+    sample that is the row's own target is masked. The loss's matrix products cost negatives / n
+    of the full ones; the rest of a step (the session, the item table's dropout and norm) stays."""
+    n = len(items)
+    drawn = torch.randint(1, n, (negatives,), device=items.device)
+    positive = (sessions * items[target]).sum(dim=1, keepdim=True)
+    sampled = sessions @ items[drawn].T + math.log((n - 1) / negatives)
+    sampled = sampled.masked_fill(drawn.unsqueeze(0) == target.unsqueeze(1), -torch.inf)
+    logits = torch.cat([positive, sampled], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long, device=target.device))
+
+
 class MultiHeadAttention(nn.Module):
     def __init__(self, arch: dict):
         super().__init__()
@@ -218,10 +237,15 @@ class CORE(nn.Module):
         x = self.sess_dropout(self.item_embedding(item_seq))
         return F.normalize(torch.sum(self.net(item_seq, x) * x, dim=1), dim=-1)
 
-    def loss(self, item_seq: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the next item over every item id (RecBole's `calculate_loss`)."""
+    def loss(
+        self, item_seq: torch.Tensor, target: torch.Tensor, negatives: int = 0
+    ) -> torch.Tensor:
+        """Cross-entropy of the next item over every item id (RecBole's `calculate_loss`), or,
+        with `negatives` > 0, its sampled estimate (`sampled_softmax_ce`)."""
         items = F.normalize(self.item_dropout(self.item_embedding.weight), dim=-1)
         sessions = self.session(item_seq) / self.temperature
+        if 0 < negatives < len(items) - 1:
+            return sampled_softmax_ce(sessions, items, target, negatives)
         if self.loss_chunk and sessions.device.type == "cpu" and torch.is_grad_enabled():
             return ChunkedSoftmaxCE.apply(sessions, items, target, self.loss_chunk)
         return F.cross_entropy(sessions @ items.T, target)

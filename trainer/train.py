@@ -48,6 +48,9 @@ RECIPE = {
     "item_dropout": 0.2,
     "temperature": 0.07,
     "epochs": 5,
+    # 0: the full softmax over every item, as RecBole; N > 0: a sampled softmax over N uniform
+    # negatives per batch (core_net.sampled_softmax_ce), N/items of the cost (not RecBole's)
+    "negatives": 0,
     "train_batch_size": 2048,
     "learning_rate": 0.001,
     "seed": 2024,
@@ -98,7 +101,13 @@ def train(
     for epoch in range(settings["epochs"]):
         started = time.perf_counter()
         loss = train_epoch(
-            model, optimizer, on_device, settings["train_batch_size"], shuffle, show_progress
+            model,
+            optimizer,
+            on_device,
+            settings["train_batch_size"],
+            shuffle,
+            show_progress,
+            negatives=int(settings["negatives"]),
         )
         seconds["train"].append(time.perf_counter() - started)
         started = time.perf_counter()
@@ -135,7 +144,10 @@ def train(
         "seconds": _rounded(seconds, 2),
         "device": str(on),
         "settings": arch
-        | {k: settings[k] for k in ("train_batch_size", "learning_rate", "epochs", "seed")},
+        | {
+            k: settings[k]
+            for k in ("train_batch_size", "learning_rate", "epochs", "seed", "negatives")
+        },
     }
     out_dir = Path(out_dir)
     save_model(out_dir, best["state"], arch, split.catalogue, chains.as_arrays(),
@@ -151,6 +163,7 @@ def train_epoch(
     batch_size: int,
     shuffle: torch.Generator,
     show_progress: bool = False,
+    negatives: int = 0,
 ) -> float:
     """One pass over the training samples in a fresh random order; returns the summed loss."""
     model.train()
@@ -163,7 +176,7 @@ def train_epoch(
     total = torch.zeros((), device=order.device)
     for batch in batches:
         optimizer.zero_grad(set_to_none=True)
-        loss = model.loss(histories(split, batch, model.max_len), split.items[batch])
+        loss = model.loss(histories(split, batch, model.max_len), split.items[batch], negatives)
         loss.backward()
         optimizer.step()
         total += loss.detach()
