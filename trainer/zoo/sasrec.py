@@ -32,7 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.core_net import ChunkedSoftmaxCE, FastDropout, TransformerEncoder
+from trainer.core_net import (
+    ChunkedSoftmaxCE,
+    FastDropout,
+    TransformerEncoder,
+    sampled_softmax_ce,
+)
 from trainer.data import Chains, leave_one_out
 from trainer.prepare import k_core, liked_plays
 from trainer.train import evaluate, train_epoch
@@ -106,8 +111,15 @@ class SASRec(nn.Module):
         last = present.sum(dim=1).clamp(min=1) - 1
         return x[torch.arange(len(x), device=x.device), last]
 
-    def loss(self, item_seq: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, item_seq: torch.Tensor, target: torch.Tensor, negatives: int = 0
+    ) -> torch.Tensor:
+        """Cross-entropy of the next item over every item (RecBole's SASRec with CE), or its
+        sampled estimate with `negatives` > 0 (`trainer.core_net.sampled_softmax_ce`; the
+        trainer's shared epoch loop passes it, the zoo's recipe keeps 0)."""
         sessions, items = self.session(item_seq), self.item_embedding.weight
+        if 0 < negatives < len(items) - 1:
+            return sampled_softmax_ce(sessions, items, target, negatives)
         if self.loss_chunk and sessions.device.type == "cpu" and torch.is_grad_enabled():
             return ChunkedSoftmaxCE.apply(sessions, items, target, self.loss_chunk)
         return F.cross_entropy(sessions @ items.T, target)
