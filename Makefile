@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH  ?= service
 
-.PHONY: demo test test-fast compose-test compose-chaos lint format bench calibrate world stack clean
+.PHONY: demo grade test test-fast compose-test compose-chaos lint format bench calibrate world stack clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@tools/system-packages.sh
 	$(PY) -m demo $(ARGS)
+
+# The course's 2026 grading: the A/B loop twice with SEED and EPISODES, ab_result.json and the
+# reproducibility rule (python -m demo.grade --help; README "For students of the course").
+SEED     ?= 31337
+EPISODES ?= 1000
+grade: $(STAMP)
+	@tools/system-packages.sh
+	$(PY) -m demo.grade --seed $(SEED) --episodes $(EPISODES) $(ARGS)
 
 test: $(STAMP)
 	@tools/system-packages.sh

@@ -24,6 +24,7 @@ from botify.api import add_resources
 from botify.catalog import Catalog
 from botify.event_log import EventLog
 from botify.experiments import Experiments
+from botify.item_lists import RedisItemLists
 from botify.online_model import RedisModels
 from botify.redis_link import RedisLink
 from botify.service import Service
@@ -67,6 +68,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         redis_link=link,
         catalog_fingerprint=catalog_fingerprint(settings.catalog, catalog),
         models=RedisModels(state, catalog),
+        item_lists=RedisItemLists(state, len(catalog)),
     )
     app.extensions["botify"] = service
 

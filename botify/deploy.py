@@ -1,5 +1,5 @@
-"""Going live: lists (and an online model) -> a new Redis version, counted, switched on atomically;
-and rollback.
+"""Going live: lists (user lists or item-keyed lists, and an online model) -> a new Redis version,
+counted, switched on atomically; and rollback.
 
 Used by `python -m trainer deploy|rollback` and by the keeper (`python -m ops.keeper`, through
 `ops.journal.restore`), through `botify.toplists.TopLists`, the class the service reads with, so
@@ -21,7 +21,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from botify import item_lists as item_lists_module
 from botify import online_model
+from botify.item_lists import ItemListError, ItemLists, read_item_list_file
 from botify.toplists import Client, ListFileError, TopLists, read_list_file
 
 
@@ -39,6 +41,7 @@ class Recorder(Protocol):
         lists: Sequence[tuple[int, Sequence[int]]],
         model: tuple[np.ndarray, np.ndarray, dict] | None,
         info: dict,
+        items: ItemLists | None = None,
     ) -> None:
         """Keep the version's artefacts (before it is switched on)."""
         ...
@@ -55,6 +58,7 @@ class Switch:
     users: int = 0
     deleted: tuple[str, ...] = ()
     model: bool = False
+    items: int = 0  # items with an item-keyed list in the version
 
 
 def read_lists(path: str | Path) -> list[tuple[int, list[int]]]:
@@ -65,6 +69,17 @@ def read_lists(path: str | Path) -> list[tuple[int, list[int]]]:
         raise DeployError(str(error)) from error
     if not lists:
         raise DeployError(f"{path}: no lists; refusing to deploy an empty version")
+    return lists
+
+
+def read_items(path: str | Path) -> ItemLists:
+    """The whole item-list file (the course's 2026 format), checked; refuses an empty one."""
+    try:
+        lists = read_item_list_file(path)
+    except ItemListError as error:
+        raise DeployError(str(error)) from error
+    if not len(lists):
+        raise DeployError(f"{path}: no item lists; refusing to deploy an empty version")
     return lists
 
 
@@ -94,29 +109,41 @@ def deploy(
     model: tuple[np.ndarray, np.ndarray, dict] | None = None,
     journal: Recorder | None = None,
     version: str | None = None,
+    items: ItemLists | None = None,
 ) -> Switch:
     """Write a new version of list set `name` under the key prefix `prefix` (the settings'
-    `key_prefix`: the service's), and the model if given; check its count by SCAN, activate it,
-    record it in the journal, prune versions beyond `keep`.
+    `key_prefix`: the service's): user lists and/or item lists, and the model if given; check
+    its count by SCAN, activate it, record it in the journal, prune versions beyond `keep`.
 
     Each version records the one it replaced (`replaces`), so rollback undoes the last switch.
     """
+    if not lists and (items is None or not len(items)):
+        raise DeployError(f"list set {name!r}: nothing to deploy (no user lists, no item lists)")
     top = TopLists(client, name, prefix)
     replaces = top.active_version()
     info = {**(meta or {}), "replaces": replaces, "model": model is not None}
+    if items is not None:
+        info["items"] = len(items)
     version, written = top.write(lists, version=version, meta=info)
     if model is not None:
         tracks, embeddings, model_meta = model
         fields: dict[Any, Any] = dict(online_model.pack(tracks, embeddings, model_meta))
         client.hset(online_model.model_key(top.prefix, name, version), mapping=fields)
+    items_ok = True
+    if items is not None:
+        key = item_lists_module.items_key(top.prefix, name, version)
+        packed: dict[Any, Any] = dict(item_lists_module.pack(items))
+        client.hset(key, mapping=packed)
+        items_ok = client.hget(key, "meta") == packed["meta"]
     found = top.count(version)
-    if found != len(lists) or written != len(lists):
+    if found != len(lists) or written != len(lists) or not items_ok:
         top.delete(version)
         raise DeployError(
-            f"version {version}: {found} lists in Redis, expected {len(lists)}; not activated"
+            f"version {version}: {found} lists in Redis, expected {len(lists)}"
+            f"{'' if items_ok else '; item lists missing'}; not activated"
         )
     if journal is not None:
-        journal.record(name, version, lists, model, top.versions()[version])
+        journal.record(name, version, lists, model, top.versions()[version], items=items)
     previous = top.activate(version)
     if journal is not None:
         journal.activate(name, version)
@@ -128,8 +155,9 @@ def deploy(
     for old in deleted:
         top.delete(old)
     return Switch(
-        active=version, previous=previous, users=found, deleted=deleted, model=model is not None
-    )
+        active=version, previous=previous, users=found, deleted=deleted, model=model is not None,
+        items=0 if items is None else len(items),
+    )  # fmt: skip
 
 
 def rollback(

@@ -186,18 +186,21 @@ class Health(msgspec.Struct):
 
 class ListStatus(msgspec.Struct):
     active: str | None
-    users: Annotated[int, msgspec.Meta(ge=0)]
+    users: Annotated[int, msgspec.Meta(ge=0)]  # user lists of the live version
+    items: Annotated[int, msgspec.Meta(ge=0)] = 0  # item-keyed lists of the live version
 
 
 class Readiness(msgspec.Struct):
     """200 when Redis answers and every list set the routing arms need is live, else 503 with
-    the reasons. `models`: each online model's load status; `refilled`: catalog keys written."""
+    the reasons. `models`: each online model's load status; `item_lists`: each item-list set's
+    load status; `refilled`: catalog keys written."""
 
     ready: bool
     reasons: list[str]
     replica: str
     lists: dict[str, ListStatus]
     models: dict[str, dict[str, Any]] | None = None
+    item_lists: dict[str, dict[str, Any]] | None = None
     refilled: Any = None
 
 

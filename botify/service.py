@@ -28,6 +28,7 @@ from botify.catalog import Catalog
 from botify.event_log import EventLog
 from botify.event_schema import Event
 from botify.experiments import Experiments
+from botify.item_lists import ItemListSource
 from botify.online_model import ModelSource
 from botify.recommenders import Context, Recommendation, Recommender
 from botify.redis_link import RedisLink
@@ -57,6 +58,7 @@ class Service:
         redis_link: RedisLink | None = None,
         catalog_fingerprint: Mapping[str, str | int] | None = None,
         models: ModelSource | None = None,
+        item_lists: ItemListSource | None = None,
     ):
         self.catalog = catalog
         self.experiments = experiments
@@ -71,7 +73,7 @@ class Service:
         self.max_batch_steps = settings.max_batch_steps
         self.max_batch_bytes = settings.max_batch_bytes
         self.catalog_fingerprint = dict(catalog_fingerprint or {})
-        self.ctx = Context(catalog=catalog, models=models)
+        self.ctx = Context(catalog=catalog, models=models, item_lists=item_lists)
         self.recommenders: dict[str, Recommender] = {
             arm.name: recommenders.build(arm.recommender, self.ctx, **arm.params)
             for arm in experiments.routing.arms
@@ -95,6 +97,12 @@ class Service:
     def model_sets(self) -> set[str]:
         """List sets whose online model a routing arm needs (readiness checks it loads)."""
         return set().union(*(r.list_sets() for r in self.recommenders.values() if r.needs_model()))
+
+    def item_list_sets(self) -> set[str]:
+        """List sets whose item-keyed lists a routing arm needs (readiness checks they load)."""
+        return set().union(
+            *(r.list_sets() for r in self.recommenders.values() if r.needs_item_lists())
+        )
 
     def new_seed(self) -> int:
         return int.from_bytes(self._entropy(8), "little") % MAX_SEED
@@ -218,12 +226,13 @@ class Service:
             for name in sorted(self.list_sets()):
                 lists = self.state.list_set(name)
                 version = lists.live_version()
-                users = int(lists.versions().get(version, {}).get("users", 0)) if version else 0
-                report["lists"][name] = {"active": version, "users": users}
+                info = lists.versions().get(version, {}) if version else {}
+                users, items = int(info.get("users", 0)), int(info.get("items", 0))
+                report["lists"][name] = {"active": version, "users": users, "items": items}
                 if version is None:
                     reasons.append(f"list set {name!r} has no active version")
-                elif users == 0:
-                    reasons.append(f"list set {name!r} version {version} has no users")
+                elif users == 0 and items == 0:
+                    reasons.append(f"list set {name!r} version {version} has no lists")
             for name in sorted(self.model_sets()):
                 status = self.ctx.models.status(name) if self.ctx.models else {"loaded": False}
                 report.setdefault("models", {})[name] = status
@@ -231,6 +240,15 @@ class Service:
                     reasons.append(
                         f"list set {name!r}: model not loaded ({status.get('reason', 'none')}); "
                         "its arms serve the fallback"
+                    )
+            for name in sorted(self.item_list_sets()):
+                source = self.ctx.item_lists
+                status = source.status(name) if source else {"loaded": False}
+                report.setdefault("item_lists", {})[name] = status
+                if not status["loaded"] and report["lists"].get(name, {}).get("active"):
+                    reasons.append(
+                        f"list set {name!r}: item lists not loaded "
+                        f"({status.get('reason', 'none')}); its arms serve the fallback"
                     )
             link.succeeded()
         except redis.RedisError as error:

@@ -68,6 +68,8 @@ class Settings:
     cursor_ttl: int = 24 * 3600  # a session never closed by /last forgets its cursor after this
     session_length: int = 50  # tracks of the live session kept per user (newest)
     session_ttl: int = 3600  # a live session never closed by /last is forgotten after this
+    history_length: int = 10  # plays of the listening history across sessions (the course's 2026)
+    history_ttl: int = 30 * 24 * 3600  # a history nobody adds to is forgotten after this
     pointer_cache_seconds: float = 1.0  # how long a replica may use a cached active-list version
     fallback: str = "sticky_artist"  # catalog-only recommender used while Redis fails
     request_read_timeout: float = 10.0  # seconds a replica's worker waits for a whole request
@@ -82,7 +84,8 @@ class Settings:
                 f"key_prefix {self.key_prefix!r}: must be non-empty, without hash-tag braces"
             )
         for name in ("log_max_bytes", "max_body_bytes", "max_batch_steps", "max_batch_bytes",
-                     "session_length", "cursor_ttl", "session_ttl"):  # fmt: skip
+                     "session_length", "cursor_ttl", "session_ttl", "history_length",
+                     "history_ttl"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
 

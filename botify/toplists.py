@@ -217,3 +217,20 @@ def read_list_file(path) -> list[tuple[int, list[int]]]:
             seen.add(user)
             lists.append((user, tracks))
     return lists
+
+
+def write_list_file(path, lists: Iterable[tuple[int, Sequence[int]]]) -> int:
+    """Write a DESIGN.md list file (JSON lines `{"user", "tracks"}`, best first) atomically;
+    returns the users written."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for user, tracks in lists:
+            f.write(json.dumps({"user": int(user), "tracks": [int(t) for t in tracks]}) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n

@@ -24,6 +24,9 @@ from demo.settings import DEFAULT_CONFIG, OVERRIDES, ROOT, load_config
 from demo.steps import Runner, Stack, StepFailed
 from ops.redis_server import RedisServer
 from sim.course import SEED_AB, SEED_DATASET
+from trainer.zoo import MODELS as ZOO_MODELS
+
+SEED_EXPERIMENTS = "config/experiments.yml"  # the seed's experiment AB (C, T1-T3) and our T4
 
 
 def versions() -> dict[str, str]:
@@ -70,6 +73,7 @@ class Loop:
         self.seed = int(config["seed"])
         self.stack_logs, self.journal = run_dir / "service-logs", run_dir / "journal"
         self.trained: list[dict] = []
+        self.world = Path()
 
     def make_world(self) -> Path:
         """The world: generated unless a folder (e.g. the course data) is given."""
@@ -108,15 +112,44 @@ class Loop:
         return events
 
     def train_and_deploy(self, tag: str, stack: Stack, redis_url: str) -> dict | None:
-        """Everything logged so far -> prepare -> CORE -> top-100 -> one new version of the list
-        set `core` (lists and model) -> live in the running service. Skipped (None) when no arm
-        of the running experiments reads a list set."""
-        if "core" not in stack.list_sets():
-            self.runner.say(f"train{tag}: no arm serves from the list set 'core'; nothing to train")
+        """Everything logged so far -> every list set the running arms read (the service's
+        `/ready` names them), each trained and deployed as one new version: `core` by CORE (lists
+        and model), a list set named after a model of the course's zoo by `trainer zoo` (user or
+        item lists), one given by `lists` in the config (`--lists NAME=FILE`) from that file ->
+        live in the running service. Skipped (None) when no arm reads a list set."""
+        needed = stack.list_sets()
+        if not needed:
+            self.runner.say(f"train{tag}: no arm serves from a list set; nothing to train")
             return None
+        given = {name: Path(path) for name, path in (self.config.get("lists") or {}).items()}
+        unknown = sorted(needed - given.keys() - {"core"} - ZOO_MODELS.keys())
+        if unknown:
+            log = self.runner.logs / f"train{tag}.log"
+            log.write_text(f"list sets without a recipe: {unknown}\n")
+            raise StepFailed(f"train{tag}", log, f"the arms read list set(s) {unknown}, which "
+                             f"nothing here trains: give each as --lists NAME=FILE")  # fmt: skip
+        data = self.export(f"before{tag}")
+        found: dict = {"tag": tag, "list_sets": {}}
+        versions: dict[str, str] = {}
+        for name in sorted(needed):
+            if name in given:
+                deployed = self.deploy_file(tag, name, given[name], redis_url)
+            elif name == "core":
+                deployed = self.train_core(tag, data, redis_url)
+                found.update({k: v for k, v in deployed.items() if k != "source"})
+            else:
+                deployed = self.train_zoo(tag, name, data, redis_url)
+            versions[name] = deployed["version"]
+            found["list_sets"][name] = deployed
+        ready = stack.wait_live(versions)
+        self.runner.say(f"deploy: the running service serves {versions}: {ready}")
+        self.trained.append(found)
+        return found
+
+    def train_core(self, tag: str, data: Path, redis_url: str) -> dict:
+        """prepare -> CORE -> top-100 -> deploy lists and model as list set `core`."""
         t = self.config["train"]
         work = self.run_dir / f"train{tag}"
-        data = self.export(f"before{tag}")
         self.runner.run(f"prepare{tag}", args("-m", "trainer", "prepare", "--data", data,
                                               "--out", work / "dataset", "--min-time",
                                               t["min_time"]))  # fmt: skip
@@ -127,17 +160,44 @@ class Loop:
         recs = work / "recommendations_core.json"
         self.runner.run(f"recommend{tag}", args("-m", "trainer", "recommend", "--model",
                                                 work / "model", "--out", recs))  # fmt: skip
-        self.runner.run(f"deploy{tag}", args("-m", "trainer", "deploy", "--recs", recs, "--model",
-                                             work / "model", "--journal", self.journal,
-                                             "--redis-url", redis_url, "--name", "core"))  # fmt: skip
-        version = (self.runner.logs / f"deploy{tag}.log").read_text().split()[-1]
-        ready = stack.wait_live("core", version)
-        self.runner.say(f"deploy: the running service serves version {version}: {ready}")
-        found = {"tag": tag, "version": version, "model": str(work / "model"),
-                 "dataset": read_json(work / "dataset" / "prepare.json"),
-                 "model_metrics": read_json(work / "model" / "metrics.json")}  # fmt: skip
-        self.trained.append(found)
-        return found
+        version = self.deploy(f"deploy{tag}", "core", recs, redis_url, "--model", work / "model")
+        return {"source": "CORE", "version": version, "file": str(recs),
+                "model": str(work / "model"),
+                "dataset": read_json(work / "dataset" / "prepare.json"),
+                "model_metrics": read_json(work / "model" / "metrics.json")}  # fmt: skip
+
+    def train_zoo(self, tag: str, name: str, data: Path, redis_url: str) -> dict:
+        """`trainer zoo NAME` on the logs -> its list file -> deploy as list set NAME."""
+        out = self.run_dir / f"train{tag}" / "zoo" / f"{name}.jsonl"
+        epochs = (self.config.get("zoo") or {}).get("epochs", {}).get(name)
+        catalog = self.world / "tracks.json"
+        self.runner.run(f"zoo-{name}{tag}", args(
+            "-m", "trainer", "zoo", name, "--data", data, "--out", out, "--catalog", catalog,
+            "--no-progress", *(["--epochs", epochs] if epochs else [])))  # fmt: skip
+        version = self.deploy(f"deploy-{name}{tag}", name, out, redis_url)
+        return {"source": f"trainer zoo {name}", "version": version, "file": str(out),
+                "metrics": read_json(out.with_name(out.name + ".json"))}  # fmt: skip
+
+    def deploy_file(self, tag: str, name: str, path: Path, redis_url: str) -> dict:
+        """A given list file (ours or the course's, user or item lists) as list set NAME."""
+        version = self.deploy(f"deploy-{name}{tag}", name, path, redis_url)
+        return {"source": str(path), "version": version, "file": str(path)}
+
+    def deploy(self, step: str, name: str, recs: Path, redis_url: str, *extra) -> str:
+        """`trainer deploy` into the run's journal; the version it switched on."""
+        self.runner.run(step, args("-m", "trainer", "deploy", "--recs", recs, *extra,
+                                   "--journal", self.journal, "--redis-url", redis_url,
+                                   "--name", name))  # fmt: skip
+        return (self.runner.logs / f"{step}.log").read_text().split()[-1]
+
+    def ab_experiment(self) -> str:
+        """The experiment the report analyses: `ab.experiment`, else the one the A/B days'
+        experiments file routes by."""
+        name = self.config["ab"].get("experiment")
+        if name:
+            return str(name)
+        path = Path(self.config["stack"]["experiments"])
+        return Experiments.from_file(path if path.is_absolute() else ROOT / path).route
 
     def check_experiments(self) -> None:
         """Both experiments files parse (recommenders aside), before any minute is spent."""
@@ -158,7 +218,7 @@ class Loop:
         self.check_experiments()
         c, ab = config["collect"], config["ab"]
         ab_days = int(config.get("days", 1))
-        world = self.make_world()
+        world = self.world = self.make_world()
         windows: list[tuple[int, int, int]] = []  # (day, from ms, until ms) of each A/B day
         days: list[dict] = []
         # Redis belongs to the run, so the lists outlive the stacks of day 1 and the A/B days.
@@ -197,9 +257,18 @@ class Loop:
         effects beside ours."""
         ab = self.config["ab"]
         events = self.export("all")
+        # the seed's effects are of the seed's experiment (AB of config/experiments.yml): beside
+        # any other experiment they would compare unlike arms
+        experiments = Path(self.config["stack"]["experiments"])
+        seeds_own = (
+            self.ab_experiment() == "AB"
+            and (experiments if experiments.is_absolute() else ROOT / experiments).resolve()
+            == (ROOT / SEED_EXPERIMENTS).resolve()
+        )
         reference = self.run_dir / "seed-effects.json"
-        reference.write_text(json.dumps({"label": "seed", "metric": "mean_time_per_session",
-                                         "effects": SEED_AB}))  # fmt: skip
+        if seeds_own:
+            reference.write_text(json.dumps({"label": "seed", "metric": "mean_time_per_session",
+                                             "effects": SEED_AB}))  # fmt: skip
         reports = []
         for day, since, until in windows:
             last = day == windows[-1][0]
@@ -210,10 +279,11 @@ class Loop:
             # intervals were fixed-horizon too), and the sequential view of where each arm
             # would have stopped
             self.runner.run(f"report-day{day}", args(
-                "-m", "script.ab", "--data", events, "--experiment", ab["experiment"],
+                "-m", "script.ab", "--data", events, "--experiment", self.ab_experiment(),
                 "--out", out, "--alpha", ab["alpha"], "--since", since, "--until", until,
                 "--experiments", self.config["stack"]["experiments"],
-                "--pre-until", windows[0][1], "--sequential-view", "--reference", reference,
+                "--pre-until", windows[0][1], "--sequential-view",
+                *(["--reference", reference] if seeds_own else []),
                 *(["--ceiling", ceiling] if ceiling.exists() else [])))  # fmt: skip
             reports.append(out)
         if len(reports) > 1:  # each arm's metric per day, with intervals
@@ -228,7 +298,7 @@ class Loop:
         run_dir, runner = self.run_dir, self.runner
         # day 1's dataset: what the first model after day 1 trained on
         first = next((t for t in self.trained if t["tag"] in ("", "-day2")), None)
-        prepared = first["dataset"] if first else None
+        prepared = first.get("dataset") if first else None
         dataset = dataset_vs_seed((prepared or {}).get("plays"), prepared)
         manifest = {
             "config": self.config,
@@ -250,13 +320,26 @@ class Loop:
             "redis_pid": redis_pid,  # stopped with the run (tests check nothing is left running)
         }
         (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        for row in dataset:
+        for row in dataset if prepared else ():  # no CORE, no dataset to compare
             runner.say(f"day-1 dataset vs the seed: {row['count']} {row['ours']} "
                        f"(seed {row['seed']:,} +- {row['tolerance']:.0%}): "
                        f"{'holds' if row['holds'] else 'does not hold'}")  # fmt: skip
         total = time.monotonic() - runner.started
         runner.say(f"done in {total / 60:.1f} min: {manifest['report']}, {manifest['picture']}")
         return manifest
+
+
+def parse_list_files(values: tuple[str, ...]) -> dict[str, str]:
+    """`NAME=FILE` options -> {name: absolute path}; a bad one is a usage error."""
+    out = {}
+    for value in values:
+        name, _, path = value.partition("=")
+        if not name or not path:
+            raise click.BadParameter(f"{value!r} is not NAME=FILE", param_hint="--lists")
+        if not Path(path).is_file():
+            raise click.BadParameter(f"{path}: no such file", param_hint="--lists")
+        out[name] = str(Path(path).resolve())
+    return out
 
 
 def run_loop(config: dict, run_dir: Path, quiet: bool = False) -> dict:
@@ -284,6 +367,14 @@ def _override_options(func):
     help="run folder (default runs/<timestamp>)",
 )
 @click.option("--quiet", is_flag=True, help="no live output of the steps")
+@click.option(
+    "--lists",
+    "list_files",
+    multiple=True,
+    metavar="NAME=FILE",
+    help="deploy FILE as list set NAME instead of training it (user lists or item lists, ours "
+    "or the course's, e.g. sasrec_i2i=sasrec_i2i.jsonl); repeatable",
+)
 @click.option("--processes", type=click.IntRange(1), help="simulator processes (every day)")
 @click.option(
     "--quick",
@@ -291,14 +382,15 @@ def _override_options(func):
     help="the small run (the config's `quick` sizes): a smoke check in a few minutes",
 )
 @_override_options
-def main(config_path: Path, run_dir: Path | None, quiet: bool, processes: int | None,
-         quick: bool, **flags) -> None:  # fmt: skip
+def main(config_path: Path, run_dir: Path | None, quiet: bool, list_files: tuple[str, ...],
+         processes: int | None, quick: bool, **flags) -> None:  # fmt: skip
     """The seed's experiment as one command: world -> stack -> day 1 (collection) -> CORE ->
     the A/B days -> report, all in one run folder (`python -m demo`, `make demo`)."""
     overrides = {key: flags[flag] for flag, (key, _, _) in OVERRIDES.items()}
     if processes is not None:
         overrides["collect.processes"] = overrides["ab.processes"] = processes
     config = load_config(config_path, overrides, quick=quick)
+    config["lists"] = {**(config.get("lists") or {}), **parse_list_files(list_files)}
     run_dir = run_dir or ROOT / "runs" / time.strftime("%Y%m%d-%H%M%S")
     # SIGTERM unwinds like Ctrl-C, so the stack and Redis are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

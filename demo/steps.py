@@ -148,14 +148,18 @@ class Stack:
         return set(body.get("lists", {}))
 
     def wait_live(
-        self, name: str, version: str, timeout: float = 30, pointer_cache: float = 1.0
+        self, versions: dict[str, str], timeout: float = 30, pointer_cache: float = 1.0
     ) -> dict:
-        """Until /ready is ok with `version` of list set `name` active (and its model loaded),
-        then one pointer cache period, so every replica's cached pointer has moved to it too."""
+        """Until /ready is ok with each list set's version active (and their models and item
+        lists loaded), then one pointer cache period, so every replica's cached pointer has moved
+        to them too."""
         deadline = time.monotonic() + timeout
         while True:
             status, body = self.get_json("/ready")
-            if status == 200 and body.get("lists", {}).get(name, {}).get("active") == version:
+            live = body.get("lists", {})
+            if status == 200 and all(
+                live.get(n, {}).get("active") == v for n, v in versions.items()
+            ):
                 time.sleep(pointer_cache + 0.1)
                 return body
             if time.monotonic() > deadline:

@@ -6,6 +6,7 @@ active:
 
     <journal>/<name>/<version>/lists.jsonl   the list file (DESIGN.md format)
     <journal>/<name>/<version>/model.npz     the online model's arrays (when one was deployed)
+    <journal>/<name>/<version>/items.jsonl   the item-keyed lists (the course's 2026 format), if any
     <journal>/<name>/<version>/meta.json     the version's metadata as deployed
     <journal>/<name>/ACTIVE                  the active version's name (rewritten atomically)
 
@@ -26,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from botify.deploy import Switch, deploy, read_lists, read_model
+from botify.deploy import Switch, deploy, read_items, read_lists, read_model
+from botify.item_lists import ItemLists, write_item_list_file
 from botify.toplists import Client, TopLists
 
 
@@ -43,6 +45,7 @@ class Journal:
         lists: Sequence[tuple[int, Sequence[int]]],
         model: tuple[np.ndarray, np.ndarray, dict] | None,
         info: dict,
+        items: ItemLists | None = None,
     ) -> None:
         folder = self.root / name / version
         staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_ensure(self.root / name)))
@@ -61,6 +64,8 @@ class Journal:
                 }
                 np.savez(staging / "model.npz", tracks=np.asarray(model_tracks),
                          embeddings=np.asarray(embeddings, dtype=np.float32), **scalars)  # fmt: skip
+            if items is not None:
+                write_item_list_file(staging / "items.jsonl", items.rows())
             (staging / "meta.json").write_text(json.dumps(info))
             if folder.exists():
                 shutil.rmtree(folder)
@@ -74,6 +79,12 @@ class Journal:
         tmp = pointer.with_name(f".ACTIVE.{os.getpid()}")
         tmp.write_text(version + "\n")
         os.replace(tmp, pointer)
+
+    def names(self) -> list[str]:
+        """The list sets with an active version in the journal."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob("*/ACTIVE"))
 
     def active(self, name: str) -> str | None:
         """The version the journal holds as active for `name`, or None."""
@@ -100,14 +111,17 @@ def restore(
     if active is not None and active != version and active in top.versions():
         return None  # someone switched Redis on purpose (e.g. a deploy without the journal)
     folder = root / name / version
-    lists = read_lists(folder / "lists.jsonl")
+    has_users = (folder / "lists.jsonl").exists() and (folder / "lists.jsonl").stat().st_size > 0
+    lists = read_lists(folder / "lists.jsonl") if has_users else []
+    items = read_items(folder / "items.jsonl") if (folder / "items.jsonl").exists() else None
     model = read_model(folder / "model.npz") if (folder / "model.npz").exists() else None
     meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").exists() else {}
     if version in top.versions():  # a half-written leftover: start clean
         client.hdel(top.versions_key, version)
-    meta = {k: v for k, v in meta.items() if k not in ("users", "created", "model")}
+    meta = {k: v for k, v in meta.items() if k not in ("users", "created", "model", "items")}
     switch = deploy(client, lists, name, prefix=prefix, keep=max(2, len(top.versions()) + 1),
-                    meta={**meta, "restored": True}, model=model, version=version)  # fmt: skip
+                    meta={**meta, "restored": True}, model=model, version=version,
+                    items=items)  # fmt: skip
     return switch
 
 

@@ -27,13 +27,15 @@ from botify import settings as botify_settings
 from botify.deploy import DeployError
 from botify.redis_link import client_for
 from botify.toplists import Client
-from ops.journal import restore
+from ops.journal import Journal, restore
 
 log = logging.getLogger("ops.keeper")
 
 
 class Keeper:
-    def __init__(self, client: Client, journal: Path, names: list[str], prefix: str):
+    def __init__(self, client: Client, journal: Path, names: list[str] | None, prefix: str) -> None:
+        """`names`: the list sets to watch; None or empty: every list set the journal holds
+        (re-read each pass, so a list set deployed later is watched too)."""
         self.client, self.journal, self.names = client, Path(journal), names
         self.prefix = prefix
         self._down = False
@@ -42,7 +44,7 @@ class Keeper:
         """One pass: restore what Redis lost; returns the restored `name/version`s."""
         restored = []
         try:
-            for name in self.names:
+            for name in self.names or Journal(self.journal).names():
                 switch = restore(self.client, self.journal, name, prefix=self.prefix)
                 if switch is not None:
                     log.warning("Redis had lost list set %r: restored %s (%d lists%s) from the "
@@ -72,8 +74,8 @@ class Keeper:
 @botify_settings.option(
     "journal", "deploy journal folder (required here)", type=click.Path(file_okay=False)
 )
-@click.option("--name", "names", multiple=True, default=["core"], show_default=True,
-              help="list set (repeatable)")  # fmt: skip
+@click.option("--name", "names", multiple=True,
+              help="list set (repeatable; default: every list set of the journal)")  # fmt: skip
 @click.option("--interval", type=float, default=1.0, show_default=True,
               help="seconds between checks")  # fmt: skip
 def cli(redis_url, key_prefix, journal, names, interval) -> None:
@@ -89,7 +91,7 @@ def cli(redis_url, key_prefix, journal, names, interval) -> None:
         signal.signal(sig, lambda *_: stop.set())
     client = client_for(settings, socket_timeout=2, socket_connect_timeout=1)
     lists = list(names)
-    log.info("watching list sets %s under %r against the journal %s", lists,
+    log.info("watching list sets %s under %r against the journal %s", lists or "(all)",
              settings.key_prefix, settings.journal)  # fmt: skip
     Keeper(client, Path(settings.journal), lists, settings.key_prefix).run(interval, stop)
 

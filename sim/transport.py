@@ -171,10 +171,12 @@ class InProcess(Transport):
         **params,
     ) -> InProcess:
         """A service routing every user to `recommender` (with `params`), or by `experiments`;
-        `lists` maps a list set name to a list file (e.g. {"core": "recs.jsonl"}), `models` to
-        a model's item_embeddings.npz (for session arms)."""
+        `lists` maps a list set name to a list file, user lists (e.g. {"core": "recs.jsonl"})
+        or item-keyed lists (e.g. {"sasrec_i2i": "sasrec_i2i.jsonl"}, told apart by their
+        format), `models` to a model's item_embeddings.npz (for session arms)."""
         from botify.event_log import EventLog
         from botify.experiments import Experiments
+        from botify.item_lists import MemoryItemLists, list_file_kind
         from botify.online_model import MemoryModels
         from botify.service import Service
         from botify.settings import Settings
@@ -186,9 +188,15 @@ class InProcess(Transport):
                 raise ValueError("name a recommender or an experiments config")
             arm = {"name": "C", "recommender": recommender, "params": params}
             experiments = Experiments.from_dict({"experiments": [{"name": "SIM", "arms": [arm]}]})
+        kinds = {name: list_file_kind(path) for name, path in (lists or {}).items()}
         state = MemoryState(
-            {name: memory_lists(read_list_file(path)) for name, path in (lists or {}).items()}
+            {
+                name: memory_lists(read_list_file(path))
+                for name, path in (lists or {}).items()
+                if kinds[name] == "users"
+            }
         )
+        item_files = {name: path for name, path in (lists or {}).items() if kinds[name] == "items"}
         events = EventLog(log_dir) if log_dir is not None else None
         service = Service(
             Settings(replica="in-process"),
@@ -197,6 +205,7 @@ class InProcess(Transport):
             state,
             events=events,
             models=MemoryModels.from_files(dict(models or {}), catalog),
+            item_lists=MemoryItemLists.from_files(item_files, len(catalog)),
         )
         return cls(service)
 

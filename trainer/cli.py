@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import click
 
 from botify import settings
 from botify.settings import Settings
+from trainer.zoo import MODELS as ZOO_MODELS
 
 VARIANT = click.Choice(["trm", "ave"])
 # Where lists go live: the service's own settings (botify.settings: BOTIFY_* variables, the file
@@ -109,6 +111,39 @@ def recommend_cmd(model_dir: Path, out: Path, k: int, exclude_seen: bool) -> Non
     click.echo(f"{users} lists -> {out} in {time.perf_counter() - started:.1f} s")
 
 
+@cli.command("zoo")
+@click.argument("model", type=click.Choice(sorted(ZOO_MODELS)))
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="Parquet dataset written by `python -m script.export`",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="list file to write")
+@click.option(
+    "--catalog",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="the world's tracks.json: artist and genre features (lightfm_i2i)",
+)
+@click.option("--epochs", type=click.IntRange(1), default=None, help="default: the course's")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def zoo_cmd(model: str, data: Path, out: Path, catalog: Path | None, epochs: int | None,
+            no_progress: bool) -> None:  # fmt: skip
+    """Train one of the course's recommenders (trainer/zoo) on DATA; write its lists to OUT."""
+    from tqdm import tqdm
+
+    from botify.catalog import Catalog
+    from trainer.zoo import MODELS, train
+
+    tracks = Catalog.from_tracks_json(catalog) if catalog else None
+    total = epochs or MODELS[model].epochs
+    with tqdm(total=total, desc=model, unit="epoch", disable=no_progress or total is None) as bar:
+        metrics = _run(train, model, data, out, catalog=tracks, epochs=epochs, progress=bar.update)
+    click.echo(json.dumps(metrics))
+    click.echo(f"{metrics['lists']} {metrics['kind']} lists -> {out}", err=True)
+
+
 @cli.command("deploy")
 @click.option("--recs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @REDIS_URL
@@ -130,17 +165,25 @@ def recommend_cmd(model_dir: Path, out: Path, k: int, exclude_seen: bool) -> Non
 )
 @JOURNAL
 def deploy_cmd(recs, redis_url, key_prefix, name, keep, model_dir, journal) -> None:
-    """Write RECS (and the model) as a new version, check the count, activate it; prints it."""
-    from trainer.deploy import deploy, read_model, read_recs
+    """Write RECS (and the model) as a new version, check the count, activate it; prints it.
+
+    RECS holds user lists (`{"user", "tracks"}` lines, e.g. CORE's or the course's
+    hstu_recommendations.json) or item-keyed lists (`{"item_id", "recommendations"}` lines,
+    e.g. the course's sasrec_i2i.jsonl): the first line tells which."""
+    from botify.item_lists import list_file_kind
+    from trainer.deploy import deploy, read_items, read_model, read_recs
 
     config = _settings(redis_url=redis_url, key_prefix=key_prefix, journal=journal)
-    lists = _run(read_recs, recs)
+    kind = _run(list_file_kind, recs)
+    lists = _run(read_recs, recs) if kind == "users" else []
+    items = _run(read_items, recs) if kind == "items" else None
     model = _run(read_model, model_dir / "item_embeddings.npz") if model_dir else None
     switch = _with_redis(config, deploy, lists, name=name, prefix=config.key_prefix, keep=keep,
-                         meta={"source": recs.name}, model=model,
-                         journal=config.journal)  # fmt: skip
+                         meta={"source": recs.name}, model=model, journal=config.journal,
+                         items=items)  # fmt: skip
+    what = f"{switch.users} lists" if kind == "users" else f"item lists of {switch.items} tracks"
     click.echo(
-        f"{name}: {switch.users} lists{' and a model' if switch.model else ''}; "
+        f"{name}: {what}{' and a model' if switch.model else ''}; "
         f"active {switch.active} (previous {switch.previous})",
         err=True,
     )
@@ -201,7 +244,12 @@ def _run(fn, *args, **kwargs):
 
     try:
         return fn(*args, **kwargs)
-    except (CheckpointError, DeployError, ValueError, FileNotFoundError) as exc:
+    except (
+        CheckpointError,
+        DeployError,
+        ValueError,
+        FileNotFoundError,
+    ) as exc:  # ListFileError too
         raise click.ClickException(str(exc)) from exc
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from botify import deploy as lists_deploy
-from botify.deploy import DeployError, Switch, read_lists, read_model
+from botify.deploy import DeployError, Switch, read_items, read_lists, read_model
 from botify.toplists import Client
 from ops.journal import Journal
 
@@ -28,4 +28,13 @@ def _journal(folder: str | os.PathLike | None) -> Journal | None:
     return None if folder is None else Journal(folder)
 
 
-__all__ = ["DeployError", "Switch", "deploy", "read_lists", "read_model", "read_recs", "rollback"]
+__all__ = [
+    "DeployError",
+    "Switch",
+    "deploy",
+    "read_items",
+    "read_lists",
+    "read_model",
+    "read_recs",
+    "rollback",
+]

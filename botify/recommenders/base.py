@@ -5,7 +5,8 @@ heard and how much of it). A catalog-only recommender implements `recommend_next
 per-user state (lists, cursors, the live session) names it as ops (`botify.user_state`) in `ops`, and
 gets their results in `recommend`. The service runs the ops of all steps of a request in one
 Redis round trip; the simulator runs the very same class against in-memory state. Everything else
-a recommender needs arrives through its `Context`.
+a recommender needs arrives through its `Context`: the catalog, the step's random generator, the
+online models and the item-keyed lists of the live list-set versions.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Context:
     catalog: Catalog
     rng: StepRandom = field(default_factory=StepRandom)
     models: Any = None  # online models by list set (botify.online_model.ModelSource)
+    item_lists: Any = None  # item-keyed lists by list set (botify.item_lists.ItemListSource)
 
 
 class Recommendation(NamedTuple):
@@ -89,6 +91,10 @@ class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend
 
     def needs_model(self) -> bool:
         """True when it serves from its list sets' online model (readiness checks it loads)."""
+        return False
+
+    def needs_item_lists(self) -> bool:
+        """True when it serves from its list sets' item-keyed lists (readiness checks they load)."""
         return False
 
 

@@ -12,6 +12,9 @@ Keys (`prefix`: the settings' `key_prefix`; `{<user>}` is the Redis Cluster hash
     {prefix}:cursor:{scope}:{<user>}   position last handed out in the user's list (a hint)
     {prefix}:session:{<user>}          the live session: packed (uint32 track, float32 time)
                                        records, oldest first, at most `session_length`, with a TTL
+    {prefix}:history:{<user>}          the listening history across sessions (the course's 2026
+                                       `user:<id>:listens`): the same records, the last
+                                       `history_length` plays, never cleared by /last, with a TTL
     list keys: botify.toplists (`{prefix}:lists:{name}:{version}:{<user>}`), whose active version
     a replica reads through `botify.toplists.CachedTopLists`
 
@@ -30,6 +33,7 @@ from botify.user_state.operations import (
     NextInList,
     Op,
     PickInList,
+    PushHistory,
     PushSession,
     ResetCursor,
     StateBackend,
@@ -43,6 +47,7 @@ __all__ = [
     "ResetCursor",
     "PushSession",
     "ClearSession",
+    "PushHistory",
     "Op",
     "Failed",
     "StateBackend",

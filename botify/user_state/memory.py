@@ -15,6 +15,7 @@ from botify.user_state.operations import (
     NextInList,
     Op,
     PickInList,
+    PushHistory,
     PushSession,
     ResetCursor,
 )
@@ -40,11 +41,14 @@ class MemoryState:
         self,
         lists: Mapping[str, Mapping[int, np.ndarray]] | None = None,
         session_length: int = 50,
+        history_length: int = 10,
     ):
         self.lists = {name: dict(users) for name, users in (lists or {}).items()}
         self.session_length = session_length
+        self.history_length = history_length
         self.cursors: dict[tuple[str, int], int] = {}
         self.sessions: dict[int, np.ndarray] = {}
+        self.histories: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
     def _list(self, name: str, user: int) -> np.ndarray | None:
@@ -71,16 +75,23 @@ class MemoryState:
             self.cursors.pop((op.scope, op.user), None)
             return None
         if isinstance(op, PushSession):
-            record = np.array([(op.track, op.time)], dtype=SESSION_RECORD)
-            held = self.sessions.get(op.user)
-            held = record if held is None else np.concatenate([held, record])
-            held = held[-self.session_length :]
-            self.sessions[op.user] = held
-            return held.copy()
+            return _push(self.sessions, op, self.session_length)
+        if isinstance(op, PushHistory):
+            return _push(self.histories, op, self.history_length)
         if isinstance(op, ClearSession):
             self.sessions.pop(op.user, None)
             return None
         raise TypeError(f"unknown op {op!r}")
+
+
+def _push(held_by_user: dict[int, np.ndarray], op: PushSession | PushHistory, limit: int):
+    """Append (track, time) to the user's records, keep the newest `limit`; the records after."""
+    record = np.array([(op.track, op.time)], dtype=SESSION_RECORD)
+    held = held_by_user.get(op.user)
+    held = record if held is None else np.concatenate([held, record])
+    held = held[-limit:]
+    held_by_user[op.user] = held
+    return held.copy()
 
 
 def memory_lists(rows) -> dict[int, np.ndarray]:

@@ -51,7 +51,16 @@ class ClearSession(NamedTuple):
     user: int
 
 
-Op = NextInList | PickInList | ResetCursor | PushSession | ClearSession
+class PushHistory(NamedTuple):
+    """-> the user's listening history after appending (track, time): a SESSION_RECORD array,
+    oldest first, the last `history_length` plays across sessions (never cleared by /last)."""
+
+    user: int
+    track: int
+    time: float
+
+
+Op = NextInList | PickInList | ResetCursor | PushSession | ClearSession | PushHistory
 
 
 class Failed(NamedTuple):

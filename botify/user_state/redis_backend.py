@@ -19,6 +19,7 @@ from botify.user_state.operations import (
     NextInList,
     Op,
     PickInList,
+    PushHistory,
     PushSession,
     ResetCursor,
 )
@@ -73,7 +74,7 @@ return u32(redis.call('GETRANGE', KEYS[1], i * 4, i * 4 + 3), 0)
 """
 )
 
-# KEYS: session. ARGV: one packed record, max records, ttl. Returns the whole session.
+# KEYS: session (or history). ARGV: one packed record, max records, ttl. Returns them all.
 _PUSH_SESSION = """
 local size = redis.call('APPEND', KEYS[1], ARGV[1])
 local limit = tonumber(ARGV[2]) * 8
@@ -101,6 +102,8 @@ class RedisState:
         self.cursor_ttl = settings.cursor_ttl
         self.session_length = settings.session_length
         self.session_ttl = settings.session_ttl
+        self.history_length = settings.history_length
+        self.history_ttl = settings.history_ttl
         self.pointer_max_age = settings.pointer_cache_seconds
         self.lists: dict[str, CachedTopLists] = {}
         register = cast(redis.Redis, client).register_script  # the cluster client has it too
@@ -116,6 +119,9 @@ class RedisState:
 
     def session_key(self, user: int) -> str:
         return f"{self.prefix}:session:{{{int(user)}}}"
+
+    def history_key(self, user: int) -> str:
+        return f"{self.prefix}:history:{{{int(user)}}}"
 
     def list_set(self, name: str) -> CachedTopLists:
         lists = self.lists.get(name)
@@ -176,10 +182,14 @@ class RedisState:
                 queued.append(
                     (i, ("EVALSHA", self._scripts[type(op)].sha, len(keys), *keys, *args))
                 )
-            elif isinstance(op, PushSession):
+            elif isinstance(op, PushSession | PushHistory):
                 record = np.array([(op.track, op.time)], dtype=SESSION_RECORD).tobytes()
-                command = ("EVALSHA", self._scripts[PushSession].sha, 1, self.session_key(op.user),
-                           record, self.session_length, self.session_ttl)  # fmt: skip
+                key, limit, ttl = (
+                    (self.session_key(op.user), self.session_length, self.session_ttl)
+                    if isinstance(op, PushSession)
+                    else (self.history_key(op.user), self.history_length, self.history_ttl)
+                )
+                command = ("EVALSHA", self._scripts[PushSession].sha, 1, key, record, limit, ttl)
                 queued.append((i, command))
             elif isinstance(op, ResetCursor):
                 queued.append((i, ("DEL", self.cursor_key(op.scope, op.user))))
@@ -206,9 +216,9 @@ class RedisState:
             return Failed(f"{type(reply).__name__}: {reply}")
         if isinstance(op, NextInList | PickInList):
             return None if int(reply) < 0 else int(reply)
-        if isinstance(op, PushSession):
+        if isinstance(op, PushSession | PushHistory):
             if len(reply) % SESSION_RECORD.itemsize:
-                return Failed(f"corrupt session: {len(reply)} bytes")
+                return Failed(f"corrupt session or history: {len(reply)} bytes")
             return np.frombuffer(reply, dtype=SESSION_RECORD).copy()
         return None
 

@@ -120,7 +120,7 @@ def test_readiness_needs_redis_and_lists(make_app, redis_client, tmp_path):
 def test_readiness_ok_with_lists(client, core_lists):
     ready = client.get("/ready")
     assert ready.status_code == 200, ready.json
-    assert ready.json["lists"] == {"core": {"active": core_lists, "users": 500}}
+    assert ready.json["lists"] == {"core": {"active": core_lists, "users": 500, "items": 0}}
 
 
 def test_config_precedence(tmp_path, monkeypatch, tracks_json, redis_url):

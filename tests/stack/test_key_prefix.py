@@ -67,7 +67,7 @@ def test_a_deploy_under_a_key_prefix_is_served_and_restored(world_dir, tmp_path)
         assert deployed.returncode == 0, deployed.stderr
         version = deployed.stdout.strip()
         report = wait_ready(stack.url)
-        assert report["lists"] == {"core": {"active": version, "users": len(lists)}}
+        assert report["lists"] == {"core": {"active": version, "users": len(lists), "items": 0}}
         client = redis.Redis.from_url(stack.redis_url)
         keys = {key.decode() for key in client.scan_iter(count=1000)}
         assert keys and all(key.startswith(PREFIX + ":") for key in keys), sorted(keys)[:5]

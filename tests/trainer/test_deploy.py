@@ -124,7 +124,8 @@ def test_cli_deploys_where_the_service_reads_under_a_key_prefix(
     service = app.extensions["botify"]
     assert service.settings.key_prefix == "lab"
     client = app.test_client()
-    assert client.get("/ready").json["lists"]["core"] == {"active": v2.stdout.strip(), "users": 300}
+    ready = client.get("/ready").json["lists"]["core"]
+    assert ready == {"active": v2.stdout.strip(), "users": 300, "items": 0}
     user = next(u for u in range(300) if service.experiments.assign(u)["AB"] == "T1")
     assert (
         client.post(f"/next/{user}", json={"track": 0, "time": 1.0}).json["track"] == user % 100 + 3
