@@ -11,6 +11,9 @@ schema-driven fuzzer (Schemathesis) against the real stack with this document.
 
 `python -m botify.openapi --tracks N --out FILE` writes the document for a catalog of N tracks
 (docs/openapi.json is the default world's, kept current by a test).
+
+Over 400 lines on purpose: one body per endpoint and its JSON errors, each a Struct with its
+description, kept beside the document they generate so that neither can drift.
 """
 
 from __future__ import annotations

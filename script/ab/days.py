@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from script.ab.errors import ReportError
-from script.ab.render import fmt, interval, markdown_table, pyplot
+from script.ab.pictures import pyplot
+from script.ab.render import fmt, interval, markdown_table
 
 DEFAULT_METRIC = "mean_time_per_session"
 
