@@ -156,6 +156,7 @@ class Loop:
         self.runner.run(f"train{tag}", args("-m", "trainer", "train", "--dataset", work / "dataset",
                                             "--out", work / "model", "--variant", t["variant"],
                                             "--epochs", t["epochs"], "--seed", self.seed,
+                                            "--negatives", t.get("negatives", 0),
                                             "--no-progress"))  # fmt: skip
         recs = work / "recommendations_core.json"
         self.runner.run(f"recommend{tag}", args("-m", "trainer", "recommend", "--model",

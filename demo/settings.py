@@ -32,6 +32,8 @@ OVERRIDES: dict[str, tuple[str, type, str]] = {
                          "sessions per process the oracle and random run for the ceiling (0: none)"),
     "epochs": ("train.epochs", int, "CORE epochs"),
     "variant": ("train.variant", str, "CORE variant: ave|trm"),
+    "negatives": ("train.negatives", int,
+                  "CORE's sampled softmax: negatives per batch (0: the full softmax)"),
     "min_time": ("train.min_time", float, "a play counts as liked above this fraction"),
     "experiment": ("ab.experiment", str, "experiment to analyse"),
     "alpha": ("ab.alpha", float, "significance level"),
