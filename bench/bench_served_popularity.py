@@ -10,24 +10,20 @@ recommendation (the export's columns; the world's hidden truth is not read).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from botify.catalog import Catalog
+
 
 def popularity_rank(world: Path) -> np.ndarray:
-    """0 for the most popular track (tracks.json's `pop`), one entry per track id."""
-    text = (world / "tracks.json").read_text()
-    rows = (
-        json.loads(text)
-        if text.lstrip().startswith("[")
-        else [json.loads(line) for line in text.splitlines() if line.strip()]
-    )
-    pop = np.array([row["pop"] for row in rows])
-    rank = np.empty(len(pop), dtype=np.int64)
-    rank[np.argsort(-pop, kind="stable")] = np.arange(len(pop))
+    """0 for the most popular track, one entry per track id (the service's own order: TopPop's
+    `Catalog.toppop`)."""
+    toppop = Catalog.from_tracks_json(world / "tracks.json").toppop
+    rank = np.empty(len(toppop), dtype=np.int64)
+    rank[toppop] = np.arange(len(toppop))
     return rank
 
 
