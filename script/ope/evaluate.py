@@ -179,7 +179,7 @@ def evaluate_logged(
             int(mine.sum()), int(np.count_nonzero(weight[mine])), float(weight[mine].mean())
         )
     refusal = None
-    if mean_weight.low > 1 / min_support:
+    if min_support > 0 and mean_weight.low > 1 / min_support:
         refusal = (
             f"the mean weight of {candidate.label} is {mean_weight.value:.3f} "
             f"[{mean_weight.low:.3f}, {mean_weight.high:.3f}], above 1 beyond chance: its "
