@@ -72,7 +72,7 @@ class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend
         if params:
             raise TypeError(f"{self.name}: unknown parameters {sorted(params)}")
 
-    # -- what a catalog-only recommender implements ----------------------------------------------
+    # -- what a deterministic catalog-only recommender may implement (propensity 1) ---------------
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
         raise NotImplementedError(
             f"{type(self).__name__} implements neither recommend_next nor recommend"

@@ -26,6 +26,17 @@ def _list_files(ctx, param, values: tuple[str, ...]) -> dict[str, Path]:
     return out
 
 
+def _day_window(run: Path | None, day: int) -> tuple[int, int]:
+    """[from_ms, until_ms) of A/B day `day` from the demo run's manifest."""
+    manifest = run / "manifest.json" if run is not None else None
+    if manifest is None or not manifest.exists():
+        raise click.UsageError("--day needs --run with a demo run's manifest.json")
+    days = {d["day"]: d for d in json.loads(manifest.read_text()).get("ab_days", [])}
+    if day not in days:
+        raise click.UsageError(f"the run's manifest has A/B days {sorted(days)}, not {day}")
+    return int(days[day]["from_ms"]), int(days[day]["until_ms"])
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data",
@@ -69,6 +80,12 @@ def _list_files(ctx, param, values: tuple[str, ...]) -> dict[str, Path]:
 @click.option("--since", type=MS, default=None, metavar="MS", help="only events at or after (ms)")
 @click.option("--until", type=MS, default=None, metavar="MS", help="only events before (ms)")
 @click.option(
+    "--day",
+    type=click.IntRange(min=2),
+    default=None,
+    help="only the events of this A/B day of the demo --run (its manifest's window)",
+)
+@click.option(
     "--seed", type=int, default=0, show_default=True, help="seed of the candidate's draws"
 )
 @click.option("--min-matched", type=int, default=MIN_MATCHED, show_default=True)
@@ -82,7 +99,7 @@ def _list_files(ctx, param, values: tuple[str, ...]) -> dict[str, Path]:
 )
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def main(data, candidate, config, run, lists, world, experiment, arms, since, until, seed,
+def main(data, candidate, config, run, lists, world, experiment, arms, since, until, day, seed,
          min_matched, min_ess, min_support, as_json, quiet) -> None:  # fmt: skip
     """Off-policy estimates (IPS, SNIPS, DM, DR) of CANDIDATE's mean listening time per step
     from the logs in DATA. Exit code 2 when the logs do not support an estimate."""
@@ -90,6 +107,8 @@ def main(data, candidate, config, run, lists, world, experiment, arms, since, un
     if world is None or not (world / "tracks.json").exists():
         raise click.UsageError("the catalog: give --world DIR (with tracks.json) or --run")
     catalog = Catalog.from_tracks_json(world / "tracks.json")
+    if day is not None:
+        since, until = _day_window(run, day)
     try:
         chosen = Candidate.resolve(candidate, catalog, config=config, run=run, lists=lists)
         result = evaluate(

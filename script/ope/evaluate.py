@@ -186,15 +186,25 @@ def evaluate_logged(
             "choices depend on the logged draws themselves (was it trained on these logs?) or "
             "the logged propensities are wrong. Estimate it on logs it did not learn from."
         )
-    elif matched < min_matched or ess < min_ess or mean_weight.high < min_support:
-        refusal = (
-            f"the logs do not support {candidate.label}: the logged track was the candidate's "
-            f"choice on {matched:,} of {len(rows):,} steps (at least {min_matched} needed), "
-            f"effective sample size {ess:,.1f} (at least {min_ess:g}), and the logging policy "
-            f"could have served about {mean_weight.value:.1%} of the candidate's choices "
-            f"(interval up to {mean_weight.high:.1%}; at least {min_support:.0%} needed). "
-            "Estimate it on logs of a policy that can serve what it serves (--arm)."
-        )
+    else:
+        failed = []
+        if matched < min_matched:
+            failed.append(
+                f"only {matched:,} of {len(rows):,} steps matched (at least {min_matched})"
+            )
+        if ess < min_ess:
+            failed.append(f"an effective sample size of {ess:,.1f} (at least {min_ess:g})")
+        if mean_weight.high < min_support:
+            failed.append(
+                f"the logging policy could have served about {mean_weight.value:.1%} of the "
+                f"candidate's choices (interval up to {mean_weight.high:.1%}; at least "
+                f"{min_support:.0%})"
+            )
+        if failed:
+            refusal = (
+                f"the logs do not support {candidate.label}: " + "; ".join(failed) + ". Estimate "
+                "it on logs of a policy that can serve what it serves (--arm)."
+            )
     estimates = {}
     if refusal is None:
         estimates = {
