@@ -37,14 +37,13 @@ DESCRIPTION = (
 class TrackStats:
     plays: np.ndarray  # per catalog track: times served (with a linked reward)
     shrunk: np.ndarray  # per catalog track: mean reward shrunk to the overall mean
-    overall: float
 
     @classmethod
     def fit(cls, served: np.ndarray, reward: np.ndarray, n_tracks: int) -> TrackStats:
         plays = np.bincount(served, minlength=n_tracks).astype(np.float64)
         sums = np.bincount(served, weights=reward, minlength=n_tracks)
         overall = float(reward.mean()) if len(reward) else 0.0
-        return cls(plays, (sums + SHRINK * overall) / (plays + SHRINK), overall)
+        return cls(plays, (sums + SHRINK * overall) / (plays + SHRINK))
 
 
 def features(
@@ -82,15 +81,14 @@ def cross_fitted(
     used (in-sample counts would let a user's repeats of a track leak into its features)."""
     _, genre_of = np.unique(np.asarray(catalog.genres), return_inverse=True)
     group = (mix64_array(user.astype(np.uint64)) % np.uint64(FOLDS)).astype(np.int64)
-    if len(np.unique(group)) < FOLDS:  # a tiny input: one group for everything
-        group[:] = 0
+    tiny = len(np.unique(group)) < FOLDS  # too few users: one in-sample fit (tests' inputs)
     q_log = np.empty(len(reward))
     q_cand = np.empty(len(reward))
     n_tracks = len(catalog)
-    for k in np.unique(group).tolist():
-        test = group == k
-        counted = group == (k + 1) % FOLDS if FOLDS > 1 and group.max() > 0 else test
-        fitted = group == (k + 2) % FOLDS if FOLDS > 1 and group.max() > 0 else test
+    for k in [0] if tiny else range(FOLDS):
+        test = np.ones(len(reward), dtype=bool) if tiny else group == k
+        counted = test if tiny else group == (k + 1) % FOLDS
+        fitted = test if tiny else group == (k + 2) % FOLDS
         stats = TrackStats.fit(logged[counted], reward[counted], n_tracks)
         x = features(catalog, genre_of, stats, prev[fitted], prev_time[fitted], logged[fitted])
         gram = x.T @ x + RIDGE * len(x) * np.eye(x.shape[1])

@@ -246,3 +246,26 @@ def test_logs_without_propensities_are_refused_with_a_reason(tmp_path, catalog, 
     pq.write_table(table, tmp_path / "old" / export.DATA_FILE)
     with pytest.raises(OpeError, match="no propensity"):
         evaluate(tmp_path / "old", Candidate("random", "random"), catalog, progress=False)
+
+
+def test_a_candidate_is_an_arm_of_a_config_with_its_lists_from_a_run(tmp_path, catalog, lists_file):
+    config = tmp_path / "experiments.yml"
+    config.write_text(
+        "route: AB\nexperiments:\n  - name: AB\n    arms:\n"
+        "      - {name: C, recommender: sticky_artist}\n"
+        "      - {name: T9, recommender: toppop, params: {k: 7}}\n"
+        "      - {name: T1, recommender: sorted_indexed, params: {lists: core}}\n"
+    )
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    top = Candidate.resolve("T9", catalog, config=config)
+    assert (top.recommender, dict(top.params), dict(top.lists)) == ("toppop", {"k": 7}, {})
+    with pytest.raises(OpeError, match="serves list set 'core'"):
+        Candidate.resolve("T1", catalog, config=config, run=run)
+    (run / "train" / "recommendations_core.json").write_text(lists_file.read_text())
+    walk = Candidate.resolve("T1", catalog, config=config, run=run)
+    assert dict(walk.lists) == {"core": run / "train" / "recommendations_core.json"}
+    with pytest.raises(OpeError, match="needs the model"):
+        Candidate.resolve("session_core", catalog, run=run)
+    with pytest.raises(OpeError, match="neither a registered recommender"):
+        Candidate.resolve("T7", catalog, config=config)
