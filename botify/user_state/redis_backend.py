@@ -74,12 +74,15 @@ if not list then return -1 end
 local n = math.floor(#list / 4)
 if n == 0 then return -1 end
 local i = tonumber(ARGV[1]) % n
-local track = u32(list, i)
-local copies = 0
-for j = 0, n - 1 do
-  if u32(list, j) == track then copies = copies + 1 end
+local packed = string.sub(list, i * 4 + 1, i * 4 + 4)
+local copies, from = 0, 1
+while true do  -- the track's aligned copies, found by a plain (C) search rather than a Lua loop
+  local at = string.find(list, packed, from, true)
+  if not at then break end
+  if (at - 1) % 4 == 0 then copies = copies + 1 end
+  from = at + 1
 end
-return {track, n, copies}
+return {u32(list, i), n, copies}
 """
 )
 

@@ -126,19 +126,21 @@ def test_item_list_arms_log_the_chance_of_their_draw(served):
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])
 def test_pick_in_list_answers_the_share_of_the_list_that_is_the_track(kind, redis_client):
-    lists = {1: [5, 5, 6, 7], 2: [9], 3: []}
+    # user 4: 256 packs as 00 01 00 00, so 0's bytes also appear unaligned (offsets 2, 3)
+    lists = {1: [5, 5, 6, 7], 2: [9], 3: [], 4: [256, 0]}
     if kind == "memory":
         state = MemoryState({"core": {u: np.asarray(t) for u, t in lists.items()}})
     else:
         top = TopLists(redis_client, "core", prefix="pick")
         top.activate(top.write(lists.items())[0])
         state = RedisState(redis_client, Settings(key_prefix="pick"))
-    ops = [PickInList("core", 1, d) for d in range(5)] + [
-        PickInList("core", u, 7) for u in (2, 3, 4)
+    ops = [PickInList("core", 1, d) for d in range(5)]
+    ops += [PickInList("core", u, 7) for u in (2, 3, 5)] + [
+        PickInList("core", 4, d) for d in (1, 2)
     ]
     assert state.run(ops) == [
         Picked(5, 4, 2), Picked(5, 4, 2), Picked(6, 4, 1), Picked(7, 4, 1), Picked(5, 4, 2),
-        Picked(9, 1, 1), None, None,
+        Picked(9, 1, 1), None, None, Picked(0, 2, 1), Picked(256, 2, 1),
     ]  # fmt: skip
 
 
