@@ -9,11 +9,19 @@ all import it from here.
 Line format (DESIGN.md, plus `fallback`):
     {"message": "next"|"last", "timestamp": <ms since epoch>, "user": int, "track": int,
      "time": float in [0, 1], "latency": <seconds>, "recommendation": int|null,
-     "experiments": {"<name>": "<arm>"}, "replica": str, "fallback": bool}
+     "experiments": {"<name>": "<arm>"}, "replica": str, "fallback": bool,
+     "propensity": float in (0, 1] | null}
 
 `fallback` is true when the routed recommender could not answer from its own data (no list, Redis
 down, no model) and the fallback answered: an arm that silently falls back is not the arm the
 experiment meant to test. Logs written before it existed lack it; readers take it as false.
+
+`propensity` (on `next` events; null on `last`) is the probability with which the arm chose the
+served track given what it knew (`botify.recommenders.Recommendation.propensity`): 1/len(catalog)
+for Random, 1/(the artist's tracks) for StickyArtist, 1/len(list) for Indexed, 1 for a
+deterministic arm, the fallback's own when the fallback answered. Off-policy estimates
+(`script.ope`) divide by it. Logs written before it existed lack it; readers take it as null
+(unknown), never as a guess.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ _INT64_MAX = 2**63 - 1
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=_INT64_MAX)]
 Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
+Probability = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 ExperimentName = Annotated[str, msgspec.Meta(min_length=1)]
 
 
@@ -46,6 +55,7 @@ class Event(msgspec.Struct, frozen=True):
     experiments: dict[ExperimentName, str]
     replica: str
     fallback: bool = False
+    propensity: Probability | None = None
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -55,7 +65,7 @@ _DECODER = msgspec.json.Decoder(Event)
 def encode(event: Event) -> bytes:
     """The event's log line, newline included. Non-finite numbers cannot be encoded as JSON
     numbers, so they are refused here rather than written as `NaN`."""
-    for value in (event.time, event.latency):
+    for value in (event.time, event.latency, event.propensity):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(f"non-finite number in event: {event}")
     return _ENCODER.encode(event) + b"\n"
@@ -78,6 +88,7 @@ ARROW_SCHEMA: Final = pa.schema(
         ("recommendation", pa.int64()),
         ("replica", pa.string()),
         ("fallback", pa.bool_()),
+        ("propensity", pa.float64()),
     ]
 )
 # Every Event field is a column, except `experiments`, which becomes the exp_<name> columns.
