@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_zoo import collect, progress_bar  # noqa: E402
+
 from botify.experiments import Experiments  # noqa: E402
 from sim.batch import BatchSimulator, run_key  # noqa: E402
 from sim.calibrate import effect  # noqa: E402
@@ -282,6 +283,8 @@ def kendall(x: dict[str, float], y: dict[str, float]) -> tuple[float, float, int
 
 
 def picture(rows: list[dict], path: Path) -> None:
+    """Each offline signal against the online effect; OPE's panel shows its support instead
+    when no arm has an estimate."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -291,9 +294,19 @@ def picture(rows: list[dict], path: Path) -> None:
               ("ope_dr", "OPE (DR): per-step time")]  # fmt: skip
     fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.8))
     for ax, (key, label) in zip(axes, panels, strict=True):
-        for r in rows:
-            if r.get(key) is None:
-                continue
+        shown = [r for r in rows if r.get(key) is not None]
+        if key == "ope_dr" and not shown:
+            support = [(r["arm"], r["ope"].get("mean_weight")) for r in rows]
+            support = [(a, w) for a, w in support if w is not None]
+            ax.barh([a for a, _ in support], [100 * min(w[0], 2.0) for _, w in support],
+                    xerr=[[100 * (w[0] - w[1]) for _, w in support],
+                          [100 * (w[2] - w[0]) for _, w in support]], capsize=3)  # fmt: skip
+            ax.axvline(90, color="red", lw=1, ls="--", label="needed for an estimate (90 %)")
+            ax.set_xlabel("OPE support: share of the arm's choices the logging policy serves, %")
+            ax.set_title("every arm refused: the logs do not cover it", fontsize=10)
+            ax.legend(fontsize=8)
+            continue
+        for r in shown:
             ax.errorbar(r[key], r["effect"], yerr=[[r["effect"] - r["low"]], [r["high"] - r["effect"]]],
                         fmt="o", capsize=3)  # fmt: skip
             ax.annotate(r["arm"], (r[key], r["effect"]), fontsize=8, xytext=(4, 4),
@@ -314,15 +327,21 @@ def main() -> int:
     parser.add_argument("--world-seed", type=int, default=42)
     parser.add_argument("--collect-sessions", type=int, default=100_000)
     parser.add_argument("--ab-sessions", type=int, default=110_000)
-    parser.add_argument("--ope-sessions", type=int, default=30_000,
-                        help="the OPE day: sessions under day 1's logging policy, not trained on")
+    parser.add_argument(
+        "--ope-sessions",
+        type=int,
+        default=30_000,
+        help="the OPE day: sessions under day 1's logging policy, not trained on",
+    )
     parser.add_argument("--core-epochs", type=int, nargs=2, default=[1, 5])
     parser.add_argument("--zoo-epochs", type=int, default=None, help="default: the course's")
     parser.add_argument("--seed", type=int, default=1489)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "offline-online")
     parser.add_argument("--fresh", action="store_true", help="redo every cached step")
     parser.add_argument("--no-ope", action="store_true", help="skip the off-policy estimates")
-    parser.add_argument("--picture", type=Path, default=ROOT / "docs" / "img" / "offline_online.png")
+    parser.add_argument(
+        "--picture", type=Path, default=ROOT / "docs" / "img" / "offline_online.png"
+    )
     ns = parser.parse_args()
     started, timings = time.perf_counter(), {}
     if ns.fresh and ns.work.exists():
@@ -365,8 +384,11 @@ def main() -> int:
     online = online_ab(world, population, ns.ab_sessions, ns.seed, arms, lists, model)
     timings["ab"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ope = ({a["name"]: {"supported": False, "why": "--no-ope"} for a in arms} if ns.no_ope
-           else off_policy(ope_events, arms, lists, model, world.catalog))
+    ope = (
+        {a["name"]: {"supported": False, "why": "--no-ope"} for a in arms}
+        if ns.no_ope
+        else off_policy(ope_events, arms, lists, model, world.catalog)
+    )
     timings["ope"] = time.perf_counter() - t0
 
     rows = []
@@ -400,8 +422,10 @@ def _f(value, spec: str) -> str:
 def report(rows: list[dict], trainer_metrics: dict, ns) -> None:
     print(f"## Offline signals against the online A/B ({ns.collect_sessions:,} day-1 sessions, "
           f"A/B of {ns.ab_sessions:,}, seed {ns.seed})\n")  # fmt: skip
-    print("| arm | Recall@10 | NDCG@10 | OPE: IPS / SNIPS / DM / DR, per-step time (ESS) | "
-          "online per-step time [95 %] | inside | online: mean time per session vs C |")
+    print(
+        "| arm | Recall@10 | NDCG@10 | OPE: IPS / SNIPS / DM / DR, per-step time (ESS) | "
+        "online per-step time [95 %] | inside | online: mean time per session vs C |"
+    )
     print("|---|---|---|---|---|---|---|")
     inside = []
     for r in rows:
@@ -413,6 +437,11 @@ def report(rows: list[dict], trainer_metrics: dict, ns) -> None:
             hit = r["step_low"] <= dr <= r["step_high"]
             inside.append(hit)
             mark = "yes" if hit else "no"
+        elif "mean_weight" in est:
+            w, matched = est["mean_weight"], est["matched"]
+            ope = (f"refused: support {100 * w[0]:.1f} % [{100 * w[1]:.1f}, {100 * w[2]:.1f}], "
+                   f"{matched:,} matched, ESS {est['ess']:,.0f}")  # fmt: skip
+            mark = "-"
         else:
             ope, mark = f"refused: {est.get('why')}", "-"
         print(f"| {r['arm']} | {_f(r['recall'], '.4f')} | {_f(r['ndcg'], '.4f')} | {ope} | "
@@ -424,9 +453,16 @@ def report(rows: list[dict], trainer_metrics: dict, ns) -> None:
         signal = {r["arm"]: r[key] for r in rows if r["arm"] != "C" and r[key] is not None}
         tau, p, n = kendall(signal, online)
         print(f"Kendall's tau, {label} against the online effect: {tau:+.2f} (p {p:.3f}, {n} arms)")
+    steps = {r["arm"]: r["step_time"] for r in rows}
+    dr = {r["arm"]: r["ope_dr"] for r in rows if r["ope_dr"] is not None}
+    tau, p, n = kendall(dr, steps)
+    print(f"Kendall's tau, OPE (DR) against the online per-step time: {tau:+.2f} (p {p:.3f}, "
+          f"{n} arms)")  # fmt: skip
     share = sum(inside) / len(inside) if inside else math.nan
-    print(f"OPE (DR) inside the online per-step interval: {sum(inside)} of {len(inside)} arms "
-          f"with support ({share:.0%}); goal >= 80 %")
+    print(
+        f"OPE (DR) inside the online per-step interval: {sum(inside)} of {len(inside)} arms "
+        f"with support ({share:.0%}); goal >= 80 %"
+    )
     for name, m in trainer_metrics.items():
         print(f"{name}: the trainer's own held-out Recall@10 {m['recall@10']}, NDCG@10 "
               f"{m['ndcg@10']}")  # fmt: skip

@@ -60,7 +60,9 @@ def progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="session", mininterval=1.0, file=sys.stderr)
 
 
-def collect(world, population, sessions: int, seed: int, work: Path, config: Path = COLLECT) -> Path:
+def collect(
+    world, population, sessions: int, seed: int, work: Path, config: Path = COLLECT
+) -> Path:
     """The seminars' data (or `config`'s): the service in-process with the collection
     experiment, logged and exported."""
     from script.export import export
