@@ -6,14 +6,17 @@ exported dataset (`ARROW_SCHEMA`). The service (`botify.service`), the exporter
 (`script.event_parser`), the synthetic logs (`script.fake_logs`) and the trainer (`trainer.prepare`)
 all import it from here.
 
-Line format (DESIGN.md, plus `fallback`):
+Line format (DESIGN.md, plus `fallback` and `team`):
     {"message": "next"|"last", "timestamp": <ms since epoch>, "user": int, "track": int,
      "time": float in [0, 1], "latency": <seconds>, "recommendation": int|null,
-     "experiments": {"<name>": "<arm>"}, "replica": str, "fallback": bool}
+     "experiments": {"<name>": "<arm>"}, "replica": str, "fallback": bool, "team": "a"|"b"|"both"|null}
 
 `fallback` is true when the routed recommender could not answer from its own data (no list, Redis
 down, no model) and the fallback answered: an arm that silently falls back is not the arm the
 experiment meant to test. Logs written before it existed lack it; readers take it as false.
+
+`team` is set by an interleaving arm (`botify.recommenders.interleave`): the side whose pick was
+served ("both" when both sides picked it), null for every other arm; absent in older logs (null).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Event(msgspec.Struct, frozen=True):
     experiments: dict[ExperimentName, str]
     replica: str
     fallback: bool = False
+    team: Literal["a", "b", "both"] | None = None
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -78,6 +82,7 @@ ARROW_SCHEMA: Final = pa.schema(
         ("recommendation", pa.int64()),
         ("replica", pa.string()),
         ("fallback", pa.bool_()),
+        ("team", pa.string()),
     ]
 )
 # Every Event field is a column, except `experiments`, which becomes the exp_<name> columns.

@@ -45,6 +45,7 @@ class Outcome:
     fallback: bool
     arms: dict[str, str]
     latency: float  # seconds the service spent on this step (its share of shared work)
+    team: str | None = None  # an interleaving arm's side that picked the track (Recommendation)
 
 
 class Service:
@@ -127,6 +128,7 @@ class Service:
                     experiments=outcome.arms,
                     replica=self.replica,
                     fallback=outcome.fallback,
+                    team=outcome.team,
                 )
                 for step, outcome in zip(steps, outcomes, strict=True)
             )
@@ -190,6 +192,7 @@ class Service:
                     False if answer is None else bool(answer.fallback),
                     arms[i],
                     latency,
+                    None if answer is None else answer.team,
                 )
             )
         return outcomes

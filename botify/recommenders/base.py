@@ -52,6 +52,7 @@ class Context:
 class Recommendation(NamedTuple):
     track: int
     fallback: bool = False  # True when the recommender had to answer without its own data
+    team: str | None = None  # an interleaving arm: the side that picked it ("a", "b", "both")
 
 
 class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend is overridden
