@@ -326,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         error.show()
         return error.exit_code
     except ReportError as error:
-        name = "ab" if not argv or argv[0] not in ("days", "plan", "interleave") else f"ab {argv[0]}"
+        name = (
+            "ab" if not argv or argv[0] not in ("days", "plan", "interleave") else f"ab {argv[0]}"
+        )
         click.echo(f"{name}: error: {error}", err=True)
         return 1
     return code if isinstance(code, int) else 0

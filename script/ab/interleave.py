@@ -35,8 +35,8 @@ SIDES = ("a", "b")
 
 def credit_steps(events: pd.DataFrame) -> pd.DataFrame:
     """One row per credited step of finished sessions: user, session (the user's session index,
-    0, 1, ...), team ("a" or "b"), time (the listening time of the served track) and, where
-    `events` has it, arm. `events` needs message, timestamp, user, track, time, recommendation
+    0, 1, ...), team ("a" or "b"), time (the listening time of the served track), track (the
+    served track) and, where `events` has it, arm. `events` needs message, timestamp, user, track, time, recommendation
     and team (null on events of other arms)."""
     order = np.lexsort((events["timestamp"].to_numpy(), events["user"].to_numpy()))
     frame = events.iloc[order].reset_index(drop=True)
@@ -70,6 +70,7 @@ def credit_steps(events: pd.DataFrame) -> pd.DataFrame:
             "session": session[credited],
             "team": team[credited].astype(str),
             "time": following_time[credited],
+            "track": frame["recommendation"].to_numpy()[credited].astype(np.int64),
         }
     )
     if "arm" in frame:
@@ -83,8 +84,8 @@ def session_table(credit: pd.DataFrame) -> pd.DataFrame:
     wide = grouped.unstack("team", fill_value=0)
     table = pd.DataFrame(index=wide.index)
     for side in SIDES:
-        steps = wide["count"][side] if side in wide["count"] else 0
-        total = wide["sum"][side] if side in wide["sum"] else 0.0
+        steps = wide["count"].get(side, 0)
+        total = wide["sum"].get(side, 0.0)
         table[f"{side}_steps"] = steps
         table[f"{side}_time"] = total
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -127,7 +128,7 @@ class Preference:
 
     @property
     def verdict(self) -> str:
-        """"a", "b" or "none": the side preferred at `alpha`, if any."""
+        """ "a", "b" or "none": the side preferred at `alpha`, if any."""
         if not self.p_value < self.alpha:
             return "none"
         return "a" if self.mean > 0 else "b"
@@ -149,7 +150,9 @@ def preference(values: np.ndarray, unit: str, alpha: float = 0.05, power: float 
     values = np.asarray(values, dtype=float)
     n = len(values)
     if n < 2:
-        raise ReportError(f"interleaving needs at least 2 {unit}s with both sides credited, got {n}")
+        raise ReportError(
+            f"interleaving needs at least 2 {unit}s with both sides credited, got {n}"
+        )
     mean, sd = float(values.mean()), float(values.std(ddof=1))
     se = sd / math.sqrt(n)
     if se > 0:

@@ -173,7 +173,9 @@ def test_the_arm_through_the_real_service(make_app, redis_url, core_lists, tmp_p
             assert answer.status_code == 200
             track = answer.json["track"]
             served.setdefault(user, []).append(track)
-        assert client_redis.exists(f"{PREFIX}:turn:interleave:sorted_indexed:sticky_artist:{{{user}}}")
+        assert client_redis.exists(
+            f"{PREFIX}:turn:interleave:sorted_indexed:sticky_artist:{{{user}}}"
+        )
         assert client.post(f"/last/{user}", json={"track": track, "time": 0.5}).status_code == 200
         assert not client_redis.keys(f"{PREFIX}:turn:*{{{user}}}")
     client_redis.close()

@@ -58,7 +58,9 @@ def events() -> pd.DataFrame:
 
 def test_each_served_track_is_credited_its_listening_time_to_its_side():
     credit = credit_steps(events())
-    got = sorted(zip(credit["user"], credit["session"], credit["team"], credit["time"], strict=True))
+    got = sorted(
+        zip(credit["user"], credit["session"], credit["team"], credit["time"], strict=True)
+    )
     assert got == [
         (1, 0, "a", 0.4), (1, 0, "a", 0.8), (1, 0, "b", 0.2), (1, 0, "b", 0.6),
         (1, 1, "a", 0.3), (1, 1, "b", 0.1),
@@ -104,7 +106,10 @@ def test_units_needed_is_the_normal_power_formula():
 def test_analyse_counts_sides_and_both():
     frame = events()
     result = analyse(frame)
-    assert result["sides"]["a"] == {"steps": 4, "mean_time": pytest.approx((0.4 + 0.8 + 0.3 + 0.35) / 4)}
+    assert result["sides"]["a"] == {
+        "steps": 4,
+        "mean_time": pytest.approx((0.4 + 0.8 + 0.3 + 0.35) / 4),
+    }
     assert result["sides"]["b"]["steps"] == 5
     assert result["served_steps"] == 13  # every next event with a team, finished or not
     assert result["both_share"] == pytest.approx(1 / 13)
