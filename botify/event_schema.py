@@ -34,6 +34,7 @@ NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=_INT64_MAX)]
 Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
 ExperimentName = Annotated[str, msgspec.Meta(min_length=1)]
+Team = Literal["a", "b", "both"]  # an interleaving arm's side whose pick was served
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -49,7 +50,7 @@ class Event(msgspec.Struct, frozen=True):
     experiments: dict[ExperimentName, str]
     replica: str
     fallback: bool = False
-    team: Literal["a", "b", "both"] | None = None
+    team: Team | None = None
 
 
 _ENCODER = msgspec.json.Encoder()

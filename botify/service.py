@@ -26,7 +26,7 @@ import redis
 from botify import recommenders
 from botify.catalog import Catalog
 from botify.event_log import EventLog
-from botify.event_schema import Event
+from botify.event_schema import Event, Team
 from botify.experiments import Experiments
 from botify.item_lists import ItemListSource
 from botify.online_model import ModelSource
@@ -45,7 +45,7 @@ class Outcome:
     fallback: bool
     arms: dict[str, str]
     latency: float  # seconds the service spent on this step (its share of shared work)
-    team: str | None = None  # an interleaving arm's side that picked the track (Recommendation)
+    team: Team | None = None  # an interleaving arm's side that picked the track (Recommendation)
 
 
 class Service:

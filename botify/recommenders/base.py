@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from botify.catalog import Catalog
+from botify.event_schema import Team
 from botify.step import Step
 from botify.toplists import check_list_set_name
 from botify.user_state import Op
@@ -52,7 +53,7 @@ class Context:
 class Recommendation(NamedTuple):
     track: int
     fallback: bool = False  # True when the recommender had to answer without its own data
-    team: str | None = None  # an interleaving arm: the side that picked it ("a", "b", "both")
+    team: Team | None = None  # an interleaving arm: the side that picked it ("a", "b", "both")
 
 
 class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend is overridden

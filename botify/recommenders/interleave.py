@@ -33,16 +33,17 @@ Params: `a` and `b`, each a mapping with the recommender's `name` and its params
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from botify import recommenders
+from botify.event_schema import Team
 from botify.recommenders.base import Context, Recommendation, Recommender, register
 from botify.splitmix import MASK64, mix64
 from botify.step import Step
 from botify.user_state import Op, ResetTurn, TakeTurn, Turn
 
-SIDES = ("a", "b")
-BOTH = "both"  # the `team` of a step where both sides picked the served track
+SIDES: Final[tuple[Team, Team]] = ("a", "b")
+BOTH: Final[Team] = "both"  # the `team` of a step where both sides picked the served track
 DEFAULT_A = {"name": "sorted_indexed", "lists": "core"}  # the demo's T1 ...
 DEFAULT_B = {"name": "sticky_artist"}  # ... against its control C
 _SALTS = (0x5EED_A11C_E0A0_0001, 0x5EED_B0B0_0B0B_0002)  # each side's own draw stream

@@ -72,15 +72,15 @@ class TakeTurn(NamedTuple):
 
 
 class Turn(NamedTuple):
-    """The result of `TakeTurn`: the step's index in the session (0, 1, ...) and the side (0 or 1)
-    that opened its pair. The step's side: `first` at an even index, the other at an odd one."""
+    """The result of `TakeTurn`: the step's position in the session (0, 1, ...) and the side (0 or
+    1) that opened its pair. The step's side: `first` at an even position, the other at an odd."""
 
-    index: int
+    position: int
     first: int
 
     @property
     def side(self) -> int:
-        return self.first if self.index % 2 == 0 else 1 - self.first
+        return self.first if self.position % 2 == 0 else 1 - self.first
 
 
 class ResetTurn(NamedTuple):

@@ -211,9 +211,9 @@ class RedisState:
                 queued.append((i, command))
             elif isinstance(op, TakeTurn):
                 key = self.turn_key(op.scope, op.user)
-                command = ("EVALSHA", self._scripts[TakeTurn].sha, 1, key, int(op.coin) & 1,
-                           self.session_ttl)  # fmt: skip
-                queued.append((i, command))
+                coin = int(op.coin) & 1
+                queued.append((i, ("EVALSHA", self._scripts[TakeTurn].sha, 1, key, coin,
+                                   self.session_ttl)))  # fmt: skip
             elif isinstance(op, ResetTurn):
                 queued.append((i, ("DEL", self.turn_key(op.scope, op.user))))
             elif isinstance(op, ResetCursor):

@@ -72,7 +72,7 @@ def test_team_draft_balance_within_every_session(catalog, seed, lengths):
     state = MemoryState(lists_for(range(10)))
     for n, length in enumerate(lengths):
         teams = [a.team for a in run_session(rec, state, user=3, seed=seed + n, steps=length)]
-        assert [t.index for t in TURNS] == list(range(length))  # a new session counts from 0
+        assert [t.position for t in TURNS] == list(range(length))  # a new session counts from 0
         sides = ["ab"[t.side] for t in TURNS]
         for i in range(0, length - 1, 2):
             assert sorted(sides[i : i + 2]) == ["a", "b"], (i, sides)
@@ -143,7 +143,7 @@ def test_the_turn_is_the_same_on_memory_and_redis(redis_server, ops):
         if isinstance(op, ResetTurn):
             index = 0
         else:
-            assert isinstance(result, Turn) and result.index == index
+            assert isinstance(result, Turn) and result.position == index
             index += 1
     client.close()
 
