@@ -26,7 +26,7 @@ import pytest
 from ops.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-WORLD = {"seed": 42, "tracks": 3000, "users": 600}  # the default 100 dimensions
+WORLD = {"seed": 42, "tracks": 1000, "users": 600}  # the default 100 dimensions
 
 
 def say(text: str) -> None:

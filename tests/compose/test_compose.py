@@ -25,7 +25,7 @@ from .composestack import compose_stack, say
 
 PROJECT = "botify-compose-test"
 LIST_ARMS = ("T1", "T2", "T3")  # the list recommenders of config/experiments.yml
-SESSIONS = 3000  # day 1: enough liked chains for CORE after the 3-core
+SESSIONS = 6000  # day 1: enough liked chains for CORE after the 3-core
 
 
 @pytest.fixture(scope="module")
