@@ -58,7 +58,8 @@ class Session:
     def next(self, user: int, prev: int, played: float = 1.0):
         self.seed += 1
         step = Step("next", user, prev, played, self.seed)
-        return tuple(self.rec.recommend(step, self.backend.run(list(self.rec.ops(step)))))
+        answer = self.rec.recommend(step, self.backend.run(list(self.rec.ops(step))))
+        return answer.track, answer.fallback
 
     def walk(self, user: int, prev: int, n: int, played: float = 1.0) -> list[int]:
         out = []
