@@ -9,7 +9,8 @@ all import it from here.
 Line format (DESIGN.md, plus `fallback` and `team`):
     {"message": "next"|"last", "timestamp": <ms since epoch>, "user": int, "track": int,
      "time": float in [0, 1], "latency": <seconds>, "recommendation": int|null,
-     "experiments": {"<name>": "<arm>"}, "replica": str, "fallback": bool, "team": "a"|"b"|"both"|null}
+     "experiments": {"<name>": "<arm>"}, "replica": str, "fallback": bool,
+     "team": "a"|"b"|"both"|null}
 
 `fallback` is true when the routed recommender could not answer from its own data (no list, Redis
 down, no model) and the fallback answered: an arm that silently falls back is not the arm the

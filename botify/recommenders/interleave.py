@@ -15,8 +15,9 @@ cleared at /last): a step alone does not say its place in the session, so no sta
 pair steps exactly.
 
 `fallback` is true when either side answered from its fallback (the comparison is then not the
-one the arm was meant to make). When both sides pick the same track, the step is credited to neither (`team` "both"): team-draft
-gives such a pick no preference. The event's `team` field says which side picked the served track.
+one the arm was meant to make). When both sides pick the same track, the step is credited to
+neither (`team` "both"): team-draft gives such a pick no preference. The event's `team` field says
+which side picked the served track.
 
 Each side draws from its own stream (the step's seed mixed with the side's salt), so a side makes
 the same draws whichever side serves, and `ctx.rng` is that side's stream while it answers.
