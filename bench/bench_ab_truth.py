@@ -436,7 +436,7 @@ def main() -> int:
     work = Path(scratch.name)
     print(f"pre-period: {ns.pre_sessions:,} sessions of C, logged", flush=True)
     t0 = time.perf_counter()
-    pre_pool = simulate("C", ns.pre_sessions, PRE, log_dir=work / "logs")
+    pre_pool = simulate("C", ns.pre_sessions, PRE, log_dir=work / "logs", progress=True)
     timings["pre-period"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if ns.run is not None:

@@ -196,7 +196,7 @@ def main() -> int:
     else:
         print(f"pre-period: {ns.pre_sessions:,} sessions of C, logged; a small CORE on its "
               "logs", flush=True)  # fmt: skip
-        simulate("C", ns.pre_sessions, PRE, log_dir=work / "pre")
+        simulate("C", ns.pre_sessions, PRE, log_dir=work / "pre", progress=True)
         lists, model = train_source(work / "pre", work / "train", ns.epochs)
         source = f"a small CORE ({ns.epochs} epochs) trained on {ns.pre_sessions:,} logged sessions"
     WORLD.update(lists=lists, model=model)
@@ -292,6 +292,9 @@ def main() -> int:
     print(markdown(carry_rows) + "\n")
     print("steps served by the fallback (no list for the user): " + ", ".join(
         f"{name} {100 * share:.1f} %" for name, share in fallback.items()) + "\n")  # fmt: skip
+    if max(fallback.values()) > 0.2:
+        print("WARNING: an arm served more than 20 % of its steps from its fallback: it is not the "
+              "arm meant (more --pre-sessions give more users a list)\n")  # fmt: skip
     draw(rows, ns.picture)
     total = time.perf_counter() - started
     print(f"lists and model: {source}. Same sessions in every pool (T4's pools: the first "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 ARMS = {  # the demo's arms (config/experiments.yml)
     "C": "sticky_artist",
@@ -56,17 +57,25 @@ def service_policy(arm: str, log_dir: Path | None = None):
 
 
 def simulate(
-    arm: str, sessions: int, key: int, log_dir: Path | None = None, share: float = 0.0
+    arm: str,
+    sessions: int,
+    key: int,
+    log_dir: Path | None = None,
+    share: float = 0.0,
+    progress: bool = False,
 ) -> dict:
     """`sessions` sessions of the run `key` served by `arm` (one of `POLICIES`: built with
-    `share`), in-process, logged into `log_dir` when given; per session (in index order) its user, time and
-    tracks as the service's log counts them (the first track too)."""
+    `share`), in-process, logged into `log_dir` when given (a progress bar with `progress`); per
+    session (in index order) its user, time and tracks as the service's log counts them (the
+    first track too)."""
     from sim.batch import BatchSimulator, run_key
 
     custom = POLICIES.get(arm)
     policy = custom(share) if custom is not None else service_policy(arm, log_dir)
-    run = BatchSimulator(WORLD["population"], run_key(WORLD["seed"], key))
-    result = run.run(policy, sessions)
+    with tqdm(total=sessions, desc=f"sessions of {arm}", file=sys.stderr,
+              disable=not progress) as bar:  # fmt: skip
+        run = BatchSimulator(WORLD["population"], run_key(WORLD["seed"], key), progress=bar.update)
+        result = run.run(policy, sessions)
     if log_dir is not None:
         policy.transport.service.events.close()
     result = result.in_order()
@@ -90,10 +99,12 @@ def run_pools(jobs: list[tuple], processes: int) -> dict[str, dict]:
     the same every time."""
     parts: dict[str, list[tuple[int, dict]]] = {}
     context = multiprocessing.get_context("fork")
-    with context.Pool(processes) as workers:
+    bar = tqdm(total=sum(job[1] for job in jobs), desc="pools (sessions)", file=sys.stderr)
+    with context.Pool(processes) as workers, bar:
         for arm, key, pool, seconds in workers.imap_unordered(_pool_job, jobs):
             parts.setdefault(arm, []).append((key, pool))
-            print(f"  pool {arm}: {len(pool['user']):,} sessions in {seconds:.0f} s", flush=True)
+            bar.update(len(pool["user"]))
+            bar.write(f"  pool {arm}: {len(pool['user']):,} sessions in {seconds:.0f} s")
     return {
         arm: {k: np.concatenate([p[k] for _, p in sorted(runs, key=lambda r: r[0])])
               for k in runs[0][1]}
