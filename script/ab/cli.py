@@ -286,8 +286,9 @@ def plan_cmd(metric, mde, users, alpha, power, arms, cuped, sequential, tuning, 
 
 @cli.command("interleave")
 @click.option("--data", type=DATASET, required=True, help="dataset (from script.export)")
-@click.option("--experiment", default=None, help="only this experiment's --arm (else every "
-              "interleaving step)")  # fmt: skip
+@click.option("--experiment", default=None, help="only this experiment's --arm (its only "
+              "interleaving arm if --arm is not given; without --experiment: every interleaving "
+              "step of the data)")  # fmt: skip
 @click.option("--arm", default=None, help="the interleaving arm (with --experiment)")
 @click.option("--alpha", type=OPEN_UNIT, default=0.05, show_default=True, help="significance")
 @click.option("--power", type=OPEN_UNIT, default=0.8, show_default=True,
@@ -304,6 +305,13 @@ def interleave_cmd(data, experiment, arm, alpha, power, as_json) -> None:
     if arm is not None and experiment is None:
         raise click.UsageError("--arm needs --experiment")
     events = load_interleaved(data, experiment, arm)
+    if experiment is not None and arm is None:  # the experiment's one interleaving arm
+        arms = sorted(events.loc[events["team"].notna(), "arm"].dropna().unique())
+        if len(arms) != 1:
+            listed = ", ".join(arms) or "none"
+            raise ReportError(f"name the interleaving arm with --arm (experiment "
+                              f"{experiment!r} has: {listed})")  # fmt: skip
+        arm = arms[0]
     result = analyse(events, arm, alpha, power)
     click.echo(render(result))
     if as_json:

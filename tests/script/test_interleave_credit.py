@@ -114,3 +114,25 @@ def test_analyse_counts_sides_and_both():
     assert result["served_steps"] == 13  # every next event with a team, finished or not
     assert result["both_share"] == pytest.approx(1 / 13)
     assert result["preference"]["user"].n == 2
+
+
+def test_the_command_on_logs_without_an_interleaving_arm_says_so(tmp_path, capsys):
+    """Logs of an A/B (written without `team`, as before it existed) export, and the command
+    exits 1 with a reason rather than a verdict; a wrong --arm is named."""
+    from script import export
+    from script.ab.cli import main
+    from script.fake_logs import FakeLogSpec, fake_events, write_logs
+
+    paths = write_logs(fake_events(FakeLogSpec(users=50)), tmp_path / "logs", "AB")
+    for path in paths:  # lines as they were written before `team` existed
+        text = path.read_text()
+        assert ',"team":null' in text
+        path.write_text(text.replace(',"team":null', ""))
+    export.export([tmp_path / "logs"], tmp_path / "data")
+    assert main(["interleave", "--data", str(tmp_path / "data")]) == 1
+    assert "no credited interleaving step" in capsys.readouterr().err
+    assert main(["interleave", "--data", str(tmp_path / "data"), "--experiment", "AB"]) == 1
+    assert "name the interleaving arm with --arm" in capsys.readouterr().err
+    args = ["interleave", "--data", str(tmp_path / "data"), "--experiment", "AB", "--arm", "X"]
+    assert main(args) == 1
+    assert "no event logged arm 'X'" in capsys.readouterr().err
