@@ -4,6 +4,8 @@ and `python -m script.ab interleave`."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -200,16 +202,11 @@ def test_the_arm_through_the_real_service(make_app, redis_url, core_lists, tmp_p
                 assert artist_of(track) == artist_of(prev)
 
     export([log_dir(app)], tmp_path / "data")
-    out = tmp_path / "out.txt"
-    import contextlib
-    import io
-
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         code = main(["interleave", "--data", str(tmp_path / "data"), "--experiment", "IL",
                      "--arm", "T1xC", "--json"])  # fmt: skip
     assert code == 0
-    out.write_text(buffer.getvalue())
     result = json.loads(buffer.getvalue().strip().splitlines()[-1])
     # every step but the session's last /next is followed by the next /next reporting its track;
     # the last /next's track is reported by /last: every a or b step is credited, "both" never
@@ -218,3 +215,8 @@ def test_the_arm_through_the_real_service(make_app, redis_url, core_lists, tmp_p
     assert result["both_share"] == pytest.approx(teams_logged.count("both") / len(nexts))
     assert result["sessions"] == 40
     assert result["preference"]["user"]["n"] == 40
+    buffer = io.StringIO()  # the experiment's one interleaving arm, found without --arm
+    with contextlib.redirect_stdout(buffer):
+        assert main(["interleave", "--data", str(tmp_path / "data"), "--experiment", "IL",
+                     "--json"]) == 0  # fmt: skip
+    assert json.loads(buffer.getvalue().strip().splitlines()[-1]) == result
