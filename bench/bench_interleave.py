@@ -68,6 +68,7 @@ PARAMS = {  # each demo arm as an interleaving side (config/experiments.yml's pa
     "T3": {"name": "indexed", "lists": "core"},
     "T4": {"name": "session_core", "lists": "core"},
 }
+RUNS = 2  # each pool: two runs of its sessions (run keys POOL and POOL + 3), side by side
 Z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)  # 95 %, 80 % power
 
 
@@ -89,8 +90,18 @@ def ab_test(pool_a: dict, pool_b: dict, alpha: float) -> dict:
 
 def logged_steps(data: Path) -> pd.DataFrame:
     """Every step of an exported pool as interleaving's credit takes it; a pure pool's steps are
-    all given to side a, so its credit is each served track's listening time."""
-    events = il.load_interleaved(data)
+    all given to side a, so its credit is each served track's listening time.
+
+    A pool's two runs (`RUNS`, exported apart) ran side by side, so one user's sessions of the
+    two overlap in time: ordered by timestamp together they would interleave. Each run's users
+    are told apart (the run in the user id's high bits): a user's events then follow each other
+    as they did, within one run."""
+    runs = []
+    for run in range(RUNS):
+        events = il.load_interleaved(data / str(run))
+        events["user"] += run << 32
+        runs.append(events)
+    events = pd.concat(runs, ignore_index=True)
     if events["team"].isna().all():  # a pure arm: every next step is the arm's own
         events["team"] = np.where(events["message"] == "next", "a", None)
     return events
@@ -215,6 +226,7 @@ def main() -> int:
         half = n // 2
         jobs += [(name, half, POOL, 0.0, work / "logs" / name / "0"),
                  (name, n - half, POOL + 3, 0.0, work / "logs" / name / "1")]  # fmt: skip
+    assert RUNS == 2
     jobs.sort(key=lambda job: -job[1] * (3 if "T4" in job[0] else 1))  # long jobs first
     t0 = time.perf_counter()
     pools = run_pools(jobs, ns.processes)
@@ -224,10 +236,12 @@ def main() -> int:
     data: dict[str, Path] = {}
     for name in tqdm(sizes, desc="export", file=sys.stderr):
         data[name] = work / "data" / name
-        export([work / "logs" / name], data[name])
+        for run in range(RUNS):
+            export([work / "logs" / name / str(run)], data[name] / str(run))
     fallback = {}  # an arm on its fallback is not the arm meant (no list for the user, ...)
     for name, path in data.items():
-        events = pd.read_parquet(path, columns=["message", "fallback"])
+        events = pd.concat(pd.read_parquet(path / str(run), columns=["message", "fallback"])
+                           for run in range(RUNS))  # fmt: skip
         fallback[name] = float(events.loc[events["message"] == "next", "fallback"].mean())
     pairs = {pair_name(a, b) for a, b in PAIRS}
     alone = {name: side_steps(il.credit_steps(logged_steps(data[name])), "a")
