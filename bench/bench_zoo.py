@@ -60,13 +60,14 @@ def progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="session", mininterval=1.0, file=sys.stderr)
 
 
-def collect(world, population, sessions: int, seed: int, work: Path) -> Path:
-    """The seminars' data: the service in-process with the collection experiment, logged."""
+def collect(world, population, sessions: int, seed: int, work: Path, config: Path = COLLECT) -> Path:
+    """The seminars' data (or `config`'s): the service in-process with the collection
+    experiment, logged and exported."""
     from script.export import export
 
     logs, events = work / "logs", work / "events"
     transport = InProcess.build(
-        world.catalog, experiments=Experiments.from_file(COLLECT), log_dir=logs
+        world.catalog, experiments=Experiments.from_file(config), log_dir=logs
     )
     with progress_bar(sessions, "collect") as bar:
         BatchSimulator(population, run_key(seed, 0, 1), progress=bar.update).run(

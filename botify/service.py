@@ -31,6 +31,7 @@ from botify.experiments import Experiments
 from botify.item_lists import ItemListSource
 from botify.online_model import ModelSource
 from botify.recommenders import Context, Recommendation, Recommender
+from botify.recommenders.base import fell_back
 from botify.redis_link import RedisLink
 from botify.settings import Settings
 from botify.step import MAX_SEED, Step
@@ -45,6 +46,7 @@ class Outcome:
     fallback: bool
     arms: dict[str, str]
     latency: float  # seconds the service spent on this step (its share of shared work)
+    propensity: float | None = None  # P(recommendation | what the arm knew); None for /last
     team: Team | None = None  # an interleaving arm's side that picked the track (Recommendation)
 
 
@@ -128,6 +130,7 @@ class Service:
                     experiments=outcome.arms,
                     replica=self.replica,
                     fallback=outcome.fallback,
+                    propensity=outcome.propensity,
                     team=outcome.team,
                 )
                 for step, outcome in zip(steps, outcomes, strict=True)
@@ -180,7 +183,7 @@ class Service:
                 rng.serve(step)
                 try:
                     if ops and (mine is None or any(isinstance(r, Failed) for r in mine)):
-                        answer = Recommendation(self.fallback.recommend(step).track, True)
+                        answer = fell_back(self.fallback, step)
                     else:
                         answer = recommender.recommend(step, mine or ())
                 finally:
@@ -192,6 +195,7 @@ class Service:
                     False if answer is None else bool(answer.fallback),
                     arms[i],
                     latency,
+                    None if answer is None else float(answer.propensity),
                     None if answer is None else answer.team,
                 )
             )

@@ -9,7 +9,8 @@ message names, required fields). Only a chunk that fails there is parsed again l
 Both paths accept exactly the same lines. pyarrow cannot tell a missing field from a null one, so
 readers take one liberty with the contract, the same on both paths: **a null field reads as an
 absent one**. `recommendation` absent or null is null, `fallback` absent or null is false (logs
-written before it existed lack it), an arm given as null is an experiment not logged. Duplicate
+written before it existed lack it), `propensity` absent or null is null (unknown: logs written
+before it existed lack it), an arm given as null is an experiment not logged. Duplicate
 keys are refused (pyarrow refuses them; msgspec alone would keep the last), and so is anything
 else `decode` refuses. Fields beyond the contract are ignored, never a reason to reject.
 
@@ -81,7 +82,8 @@ def conform(table: pa.Table) -> pa.Table:
     """Fixed columns first in their declared types, then the experiment columns sorted.
 
     A column with a default (`fallback`) that the table lacks or holds nulls in gets the default:
-    datasets exported before the column existed read as if every event had logged it false.
+    datasets exported before the column existed read as if every event had logged it false. A
+    column whose default is null (`propensity`) stays null where it was not logged.
     """
     exp = experiment_columns(table.schema)
     columns = []
@@ -89,8 +91,10 @@ def conform(table: pa.Table) -> pa.Table:
         default = _FIELDS[f.name].default
         if f.name in table.schema.names:
             column = table.column(f.name).cast(f.type)
-            if default is not msgspec.NODEFAULT and column.null_count:
+            if default not in (msgspec.NODEFAULT, None) and column.null_count:
                 column = pc.fill_null(column, pa.scalar(default, f.type))
+        elif default is None:
+            column = pa.nulls(table.num_rows, f.type)
         elif default is not msgspec.NODEFAULT:
             column = pa.array(np.full(table.num_rows, default), f.type)
         else:

@@ -7,7 +7,8 @@ service's hash (`botify.experiments.bucket`), and files are named and rotated as
 ``uniform(0, 0.5) * effect[arm]`` (effects <= 2 keep it inside [0, 1]), so the true relative
 effect of an arm on ``time`` and ``mean_time_per_session`` is ``effect - 1``; sessions and tracks
 do not depend on the arm. ``fallbacks`` sets, per arm, the share of ``next`` events logged with
-``"fallback": true``.
+``"fallback": true``; ``propensities`` the propensity each arm's ``next`` events log (an arm
+not named logs none, as logs written before the field).
 
     python -m script.fake_logs --out DIR --users 10000 --events 3000000 --seed 1
 """
@@ -37,6 +38,7 @@ class FakeLogSpec:
     weights: tuple[float, ...] | None = None  # None: the service's salted hash; else a skew
     other_experiments: dict[str, tuple[str, ...]] = field(default_factory=dict)
     fallbacks: dict[str, float] = field(default_factory=dict)  # arm -> share of `next` events
+    propensities: dict[str, float] = field(default_factory=dict)  # arm -> logged on `next`
     sessions_mean: float = 3.0
     tracks_mean: float = 8.0
     replicas: int = 2
@@ -99,6 +101,9 @@ def fake_events(spec: FakeLogSpec) -> pd.DataFrame:
     if spec.fallbacks:  # drawn last, so the other columns do not depend on it
         rate = np.array([spec.fallbacks.get(a, 0.0) for a in arm])
         events["fallback"] = (rng.uniform(size=len(user)) < rate) & ~is_last
+    if spec.propensities:  # no draw: the other columns stay as without it
+        logged = np.array([spec.propensities.get(a, np.nan) for a in arm])
+        events["propensity"] = np.where(is_last, np.nan, logged)
     return events.sort_values("timestamp", kind="stable", ignore_index=True)
 
 
@@ -116,6 +121,11 @@ def to_events(events: pd.DataFrame, experiment: str, replica: str = "recommender
     arms = [events["arm"].tolist()] + [events[c].tolist() for c in others]
     names = [experiment] + [c.removeprefix("exp:") for c in others]
     fallback = events["fallback"].tolist() if "fallback" in events else [False] * len(events)
+    propensity = (
+        [None if p != p else p for p in events["propensity"].tolist()]
+        if "propensity" in events
+        else [None] * len(events)
+    )
     columns = ("message", "timestamp", "user", "track", "time", "latency", "recommendation")
     values = [events[c].tolist() for c in columns]
     return [
@@ -130,6 +140,7 @@ def to_events(events: pd.DataFrame, experiment: str, replica: str = "recommender
             experiments={name: arm[i] for name, arm in zip(names, arms, strict=True)},
             replica=replica,
             fallback=fallback[i],
+            propensity=propensity[i],
         )
         for i, (message, timestamp, user, track, listened, latency, recommendation) in enumerate(
             zip(*values, strict=True)

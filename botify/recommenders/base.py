@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
+
 from botify.catalog import Catalog
 from botify.event_schema import Team
 from botify.step import Step
@@ -51,8 +53,15 @@ class Context:
 
 
 class Recommendation(NamedTuple):
+    """A served track, whether the fallback chose it, and the probability with which it was chosen
+    given what the recommender knew (the step, its state, its lists): the logging propensity that
+    off-policy estimates divide by (`script.ope`). A deterministic choice is 1.0; a stochastic
+    recommender must say its probability (tests/botify/test_propensity.py checks every registered
+    one against the frequencies of its own draws)."""
+
     track: int
     fallback: bool = False  # True when the recommender had to answer without its own data
+    propensity: float = 1.0  # P(this track | what the recommender knew), in (0, 1]
     team: Team | None = None  # an interleaving arm: the side that picked it ("a", "b", "both")
 
 
@@ -65,7 +74,7 @@ class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend
         if params:
             raise TypeError(f"{self.name}: unknown parameters {sorted(params)}")
 
-    # -- what a catalog-only recommender implements ----------------------------------------------
+    # -- what a deterministic catalog-only recommender may implement (propensity 1) ---------------
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
         raise NotImplementedError(
             f"{type(self).__name__} implements neither recommend_next nor recommend"
@@ -98,6 +107,20 @@ class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend
     def needs_item_lists(self) -> bool:
         """True when it serves from its list sets' item-keyed lists (readiness checks they load)."""
         return False
+
+
+def fell_back(fallback: Recommender, step: Step) -> Recommendation:
+    """`fallback`'s answer to the step, flagged as a fallback, with the fallback's propensity."""
+    answer = fallback.recommend(step)
+    return Recommendation(answer.track, True, answer.propensity)
+
+
+def uniform_pick(pool: np.ndarray, step: Step) -> Recommendation:
+    """A uniformly random entry of `pool` by the step's stream; its propensity is the share of
+    the pool that is this track (1 / len(pool) when the pool holds it once)."""
+    pool = np.asarray(pool)
+    track = int(pool[step.randint(len(pool))])
+    return Recommendation(track, False, int(np.count_nonzero(pool == track)) / len(pool))
 
 
 def list_set_name(owner: str, lists: str) -> str:

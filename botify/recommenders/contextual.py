@@ -34,5 +34,5 @@ class Contextual(Recommender):
         lists = source.get(self.lists) if source is not None else None
         after = lists.get(step.track) if lists is not None else None
         if after is None or not len(after):
-            return Recommendation(self.fallback.recommend(step).track, True)
-        return Recommendation(int(after[step.randint(len(after))]))
+            return base.fell_back(self.fallback, step)
+        return base.uniform_pick(after, step)

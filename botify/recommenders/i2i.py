@@ -59,21 +59,50 @@ class I2I(Recommender):
         history = results[0] if results else None
         source = self.ctx.item_lists
         lists = source.get(self.lists) if source is not None else None
-        track = None
         if lists is not None and history is not None and not isinstance(history, Failed):
-            track = pick(history["track"][::-1], history["time"][::-1], lists, step)
-        if track is None:
-            return Recommendation(self.fallback.recommend(step).track, True)
-        return Recommendation(track)
+            newest_first = history["track"][::-1], history["time"][::-1]
+            track = pick(*newest_first, lists, step)
+            if track is not None:
+                return Recommendation(track, False, chance(*newest_first, lists, track))
+        return base.fell_back(self.fallback, step)
+
+
+def _anchors(tracks: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The history's distinct tracks in order of first appearance (newest first) and their summed
+    listening times (negative sums count as 0)."""
+    anchors, first, inverse = np.unique(tracks, return_index=True, return_inverse=True)
+    summed = np.bincount(inverse, weights=times.astype(np.float64), minlength=len(anchors))
+    order = np.argsort(first)
+    return anchors[order], np.maximum(summed[order], 0.0)
+
+
+def _first_unheard(anchor: int, lists: ItemLists, heard: set[int]) -> int | None:
+    after = lists.get(anchor)
+    if after is not None:
+        for candidate in after.tolist():
+            if candidate not in heard:
+                return int(candidate)
+    return None
+
+
+def chance(tracks: np.ndarray, times: np.ndarray, lists: ItemLists, track: int) -> float:
+    """The probability that `pick` serves `track` from this history: drawing by weight and
+    dropping anchors without an unheard neighbour draws the first anchor that has one with
+    probability weight / (summed weight of the anchors that have one), and each such anchor
+    serves its first unheard neighbour."""
+    anchors, weights = _anchors(tracks, times)
+    heard = set(tracks.tolist())
+    served = [_first_unheard(int(a), lists, heard) if w > 0 else None
+              for a, w in zip(anchors.tolist(), weights.tolist(), strict=True)]  # fmt: skip
+    valid = sum(w for w, s in zip(weights.tolist(), served, strict=True) if s is not None)
+    mine = sum(w for w, s in zip(weights.tolist(), served, strict=True) if s == track)
+    return mine / valid
 
 
 def pick(tracks: np.ndarray, times: np.ndarray, lists: ItemLists, step: Step) -> int | None:
     """The course's choice over a history given newest first (its Redis list order): None when no
     anchor with a positive weight has an unheard neighbour."""
-    anchors, first, inverse = np.unique(tracks, return_index=True, return_inverse=True)
-    summed = np.bincount(inverse, weights=times.astype(np.float64), minlength=len(anchors))
-    order = np.argsort(first)  # the anchors in order of first appearance, newest first
-    anchors, weights = anchors[order], np.maximum(summed[order], 0.0)
+    anchors, weights = _anchors(tracks, times)
     heard = set(tracks.tolist())
     while weights.any():
         cumulative = np.cumsum(weights)
@@ -81,10 +110,8 @@ def pick(tracks: np.ndarray, times: np.ndarray, lists: ItemLists, step: Step) ->
         at = int(np.searchsorted(cumulative, threshold, side="right"))
         if at == len(weights):  # the draw rounded up to the total: the last anchor that weighs
             at = int(np.flatnonzero(weights)[-1])
-        after = lists.get(int(anchors[at]))
-        if after is not None:
-            for candidate in after.tolist():
-                if candidate not in heard:
-                    return int(candidate)
+        served = _first_unheard(int(anchors[at]), lists, heard)
+        if served is not None:
+            return served
         weights[at] = 0.0
     return None

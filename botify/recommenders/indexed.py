@@ -6,14 +6,15 @@ from typing import Any
 from botify.recommenders import base
 from botify.recommenders.base import Context, Recommendation, Recommender, register
 from botify.step import Step
-from botify.user_state import Failed, Op, PickInList
+from botify.user_state import Failed, Op, Picked, PickInList
 
 
 class ListRecommender(Recommender):
     """Base of the recommenders that serve a user's top-K list (list set `lists`, e.g. `core`).
 
-    Subclasses name one op whose result is the track to serve, or None when the user has no list
-    (or an empty one): then the `fallback` recommender answers and the Recommendation says so.
+    Subclasses name one op whose result is the track to serve (or a `Picked`, the track with the
+    chance it had), or None when the user has no list (or an empty one): then the `fallback`
+    recommender answers and the Recommendation says so, with the fallback's propensity.
     """
 
     uses_state = True
@@ -29,8 +30,10 @@ class ListRecommender(Recommender):
     def recommend(self, step: Step, results: Sequence[Any] = ()) -> Recommendation:
         track = results[0] if results else None
         if track is None or isinstance(track, Failed):
-            return Recommendation(self.fallback.recommend(step).track, True)
-        return Recommendation(int(track))
+            return base.fell_back(self.fallback, step)
+        if isinstance(track, Picked):  # a draw from the list: the share of it that is this track
+            return Recommendation(track.track, False, track.copies / track.size)
+        return Recommendation(int(track))  # the list rule is deterministic given the state
 
 
 @register

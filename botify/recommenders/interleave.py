@@ -19,6 +19,13 @@ one the arm was meant to make). When both sides pick the same track, the step is
 neither (`team` "both"): team-draft gives such a pick no preference. The event's `team` field says
 which side picked the served track.
 
+`propensity`: the side of a step is, marginally, a fair coin, so the served track's chance is
+the mean of the two sides' chances of it. A side's chance of a track it did not pick is not known
+to the arm and is counted 0: exact when that side is deterministic (the list walks, session_core)
+or when both picked the track, a lower bound when a stochastic side (StickyArtist, Indexed)
+could also have picked the other side's track. Off-policy estimates from an interleaving arm's
+logs should take that into account.
+
 Each side draws from its own stream (the step's seed mixed with the side's salt), so a side makes
 the same draws whichever side serves, and `ctx.rng` is that side's stream while it answers.
 
@@ -125,10 +132,15 @@ class Interleave(Recommender):
                 picks.append(recommender.recommend(sub, [results[i] for i in positions[side]]))
             finally:
                 rng.serve(step)
+        track = picks[turn.side].track
         team = BOTH if picks[0].track == picks[1].track else SIDES[turn.side]
         # either side on its fallback: the comparison is not the one the arm meant to make
         fallback = picks[0].fallback or picks[1].fallback
-        return Recommendation(picks[turn.side].track, fallback, team=team)
+        # the side is a fair coin (marginally, at every step): P(track) = (p_a(track) +
+        # p_b(track)) / 2, where a side's chance of a track it did not pick is unknown here and
+        # counted 0 (exact when that side is deterministic; a lower bound otherwise)
+        propensity = sum(0.5 * p.propensity for p in picks if p.track == track)
+        return Recommendation(track, fallback, propensity, team=team)
 
     def on_session_end(self, user: int) -> None:
         for recommender in self.sides:

@@ -9,4 +9,5 @@ class Random(Recommender):
     name = "random"
 
     def recommend(self, step: Step, results=()) -> Recommendation:
-        return Recommendation(step.randint(len(self.ctx.catalog)))
+        n = len(self.ctx.catalog)
+        return Recommendation(step.randint(n), False, 1.0 / n)

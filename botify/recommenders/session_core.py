@@ -14,6 +14,7 @@ from botify.user_state import ClearSession, Failed, Op, PushSession
 @register
 class SessionCore(Recommender):
     """The next track from the live session: what CORE learned, plus what the catalog says.
+    Deterministic given the session (propensity 1; its fallback's when that answers).
 
     Each /next appends the track just heard (and how much of it) to the user's live session in
     Redis (`botify.user_state.PushSession`, in the one round trip of the request), then scores every
@@ -74,7 +75,7 @@ class SessionCore(Recommender):
         models = self.ctx.models
         model = models.get(self.lists) if models is not None else None
         if model is None or session is None or isinstance(session, Failed):
-            return Recommendation(self.fallback.recommend(step).track, True)
+            return base.fell_back(self.fallback, step)
         return Recommendation(self.pick(model, session["track"].astype(np.int64), session["time"]))
 
     def pick(self, model, heard: np.ndarray, times: np.ndarray) -> int:

@@ -1,4 +1,4 @@
-from botify.recommenders.base import Recommendation, Recommender, register
+from botify.recommenders.base import Recommendation, Recommender, register, uniform_pick
 from botify.step import Step
 
 
@@ -9,5 +9,4 @@ class StickyArtist(Recommender):
     name = "sticky_artist"
 
     def recommend(self, step: Step, results=()) -> Recommendation:
-        tracks = self.ctx.catalog.same_artist(step.track)
-        return Recommendation(int(tracks[step.randint(len(tracks))]))
+        return uniform_pick(self.ctx.catalog.same_artist(step.track), step)

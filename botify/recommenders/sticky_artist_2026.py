@@ -4,7 +4,7 @@ botify/botify/recommenders/{sticky_artist,sticky_artist_mixed}.py), beside the 2
 
 from __future__ import annotations
 
-from botify.recommenders.base import Recommendation, Recommender, register
+from botify.recommenders.base import Recommendation, Recommender, register, uniform_pick
 from botify.step import Step
 
 
@@ -16,13 +16,12 @@ class StickyArtist2026(Recommender):
     name = "sticky_artist_2026"
 
     def recommend(self, step: Step, results=()) -> Recommendation:
-        return Recommendation(self.same_artist_other(step))
+        return self.same_artist_other(step)
 
-    def same_artist_other(self, step: Step) -> int:
+    def same_artist_other(self, step: Step) -> Recommendation:
         tracks = self.ctx.catalog.same_artist(step.track)
         others = tracks[tracks != step.track]
-        pool = others if len(others) else tracks
-        return int(pool[step.randint(len(pool))])
+        return uniform_pick(others if len(others) else tracks, step)
 
 
 @register
@@ -37,6 +36,7 @@ class StickyArtistMixed(StickyArtist2026):
         self.threshold = float(threshold)
 
     def recommend(self, step: Step, results=()) -> Recommendation:
-        if step.time < self.threshold:
-            return Recommendation(step.randint(len(self.ctx.catalog)))
-        return Recommendation(self.same_artist_other(step))
+        if step.time < self.threshold:  # the branch is known from the step: no extra factor
+            n = len(self.ctx.catalog)
+            return Recommendation(step.randint(n), False, 1.0 / n)
+        return self.same_artist_other(step)

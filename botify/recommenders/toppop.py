@@ -1,4 +1,4 @@
-from botify.recommenders.base import Context, Recommendation, Recommender, register
+from botify.recommenders.base import Context, Recommendation, Recommender, register, uniform_pick
 from botify.step import Step
 
 
@@ -13,4 +13,4 @@ class TopPop(Recommender):
         self.top = ctx.catalog.toppop[: max(1, int(k))]
 
     def recommend(self, step: Step, results=()) -> Recommendation:
-        return Recommendation(int(self.top[step.randint(len(self.top))]))
+        return uniform_pick(self.top, step)

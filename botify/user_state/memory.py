@@ -14,6 +14,7 @@ from botify.user_state.operations import (
     ClearSession,
     NextInList,
     Op,
+    Picked,
     PickInList,
     PushHistory,
     PushSession,
@@ -74,7 +75,10 @@ class MemoryState:
             return int(tracks[pos])
         if isinstance(op, PickInList):
             tracks = self._list(op.lists, op.user)
-            return None if tracks is None else int(tracks[op.draw % len(tracks)])
+            if tracks is None:
+                return None
+            track = int(tracks[op.draw % len(tracks)])
+            return Picked(track, len(tracks), int(np.count_nonzero(tracks == track)))
         if isinstance(op, ResetCursor):
             self.cursors.pop((op.scope, op.user), None)
             return None

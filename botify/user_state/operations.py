@@ -23,11 +23,21 @@ class NextInList(NamedTuple):
 
 
 class PickInList(NamedTuple):
-    """-> the track at position `draw % len(list)` of the user's list, or None (no list)."""
+    """-> `Picked`: the track at position `draw % len(list)` of the user's list, the list's length
+    and how often the track is in it (the draw's propensity is copies / size), or None (no
+    list)."""
 
     lists: str
     user: int
     draw: int  # a non-negative integer < 2**53
+
+
+class Picked(NamedTuple):
+    """What `PickInList` answers: the track drawn, and the chance it had (copies / size)."""
+
+    track: int
+    size: int  # the list's length
+    copies: int  # how many of its entries are `track` (1 in a list without repeats)
 
 
 class ResetCursor(NamedTuple):

@@ -18,6 +18,7 @@ from botify.user_state.operations import (
     Failed,
     NextInList,
     Op,
+    Picked,
     PickInList,
     PushHistory,
     PushSession,
@@ -66,14 +67,25 @@ return u32(list, nxt)
 """
 )
 
-# KEYS: list. ARGV: draw.
+# KEYS: list. ARGV: draw. Returns {track, list length, copies of the track in the list} (the
+# draw's propensity is copies / length), or -1 without a list.
 _PICK_IN_LIST = (
     _READ_U32
     + """
-local n = math.floor(redis.call('STRLEN', KEYS[1]) / 4)
+local list = redis.call('GET', KEYS[1])
+if not list then return -1 end
+local n = math.floor(#list / 4)
 if n == 0 then return -1 end
 local i = tonumber(ARGV[1]) % n
-return u32(redis.call('GETRANGE', KEYS[1], i * 4, i * 4 + 3), 0)
+local packed = string.sub(list, i * 4 + 1, i * 4 + 4)
+local copies, from = 0, 1
+while true do  -- the track's aligned copies, found by a plain (C) search rather than a Lua loop
+  local at = string.find(list, packed, from, true)
+  if not at then break end
+  if (at - 1) % 4 == 0 then copies = copies + 1 end
+  from = at + 1
+end
+return {u32(list, i), n, copies}
 """
 )
 
@@ -239,7 +251,12 @@ class RedisState:
     def _result(op: Op, reply: Any) -> Any:
         if isinstance(reply, Exception):
             return Failed(f"{type(reply).__name__}: {reply}")
-        if isinstance(op, NextInList | PickInList):
+        if isinstance(op, PickInList):
+            if not isinstance(reply, list):
+                return None if int(reply) < 0 else Failed(f"unexpected reply {reply!r}")
+            track, size, copies = (int(x) for x in reply)
+            return Picked(track, size, copies)
+        if isinstance(op, NextInList):
             return None if int(reply) < 0 else int(reply)
         if isinstance(op, TakeTurn):
             held = int(reply)

@@ -88,17 +88,27 @@ def test_non_finite_numbers_never_reach_the_log(tmp_path):
 
 
 def test_the_line_is_the_contract():
-    line = event_schema.encode(make_event(4, replica="r-1"))
+    line = event_schema.encode(make_event(4, replica="r-1", propensity=0.125))
     assert line == (
         b'{"message":"next","timestamp":1700000000004,"user":4,"track":4,"time":0.5,'
         b'"latency":0.001,"recommendation":5,"experiments":{"AB":"C"},"replica":"r-1",'
-        b'"fallback":false,"team":null}\n'
+        b'"fallback":false,"propensity":0.125,"team":null}\n'
     )
-    assert event_schema.decode(line) == make_event(4, replica="r-1")
+    assert event_schema.decode(line) == make_event(4, replica="r-1", propensity=0.125)
     old = b'{"message":"last","timestamp":1,"user":1,"track":2,"time":1,"latency":0,'
     old += b'"recommendation":null,"experiments":{},"replica":"x"}'
     assert event_schema.decode(old).fallback is False  # logs from before `fallback` existed
     assert event_schema.decode(old).team is None  # and from before `team`
+    assert event_schema.decode(old).propensity is None  # ... and before `propensity`
+
+
+@pytest.mark.parametrize("propensity", [0.0, -0.5, 1.5])
+def test_a_propensity_outside_0_1_is_refused(propensity):
+    line = event_schema.encode(make_event(4)).replace(
+        b'"propensity":null', b'"propensity":' + str(propensity).encode()
+    )
+    with pytest.raises(ValueError, match="propensity"):
+        event_schema.decode(line)
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,9 @@ def test_redis_restart_under_traffic(make_app, own_redis):
     assert len(events) == len(statuses)
     assert sum(e["fallback"] for e in events) >= 50
     assert events[-1]["fallback"] is False
+    # the service's own fallback (sticky_artist) logs its propensity: 1 of the artist's 10 tracks
+    assert {e["propensity"] for e in events if e["fallback"]} == {0.1}
+    assert {e["propensity"] for e in events if not e["fallback"]} == {1.0, 0.1}  # T1 and C
 
 
 def test_last_while_redis_is_down_still_logs(make_app, own_redis):

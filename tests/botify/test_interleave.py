@@ -220,3 +220,25 @@ def test_the_arm_through_the_real_service(make_app, redis_url, core_lists, tmp_p
         assert main(["interleave", "--data", str(tmp_path / "data"), "--experiment", "IL",
                      "--json"]) == 0  # fmt: skip
     assert json.loads(buffer.getvalue().strip().splitlines()[-1]) == result
+
+
+def test_propensity_is_the_mean_of_the_sides_chances_exact_for_deterministic_sides(catalog):
+    """Two deterministic sides: the served track's chance is 1/2 when their picks differ (the
+    coin), 1 when they agree; over many seeds each pick is served half the time."""
+    other = {"alt": {3: np.asarray(user_list(50))}}
+    two = {"a": {"name": "sorted_indexed", "lists": "core"},
+           "b": {"name": "sorted_indexed", "lists": "alt"}}  # fmt: skip
+    rec = recommenders.build("interleave", Context(catalog), **two)
+    served = []
+    for seed in range(2000):
+        state = MemoryState({**lists_for([3]), **other})
+        answer = serve(rec, state, Step("next", 3, 130, 0.5, seed))  # 130: in no list
+        assert answer.propensity == 0.5
+        served.append(answer.track)
+    share = served.count(user_list(3)[0]) / len(served)
+    assert set(served) == {user_list(3)[0], user_list(50)[0]}
+    assert abs(share - 0.5) <= 5 * (0.25 / len(served)) ** 0.5
+    same = {"a": two["a"], "b": {"name": "cooler_indexed", "lists": "core"}}
+    rec = recommenders.build("interleave", Context(catalog), **same)
+    answer = serve(rec, MemoryState(lists_for([3])), Step("next", 3, 0, 0.5, 1))
+    assert (answer.team, answer.propensity) == ("both", 1.0)

@@ -43,6 +43,9 @@ ACCEPTED = {
     "no experiments logged": line(experiments={}),
     "fallback true": line(fallback=True),
     "null fallback reads as absent (false)": line(fallback=None),
+    "propensity": line(propensity=0.01),
+    "propensity 1": line(propensity=1),
+    "null propensity": line(propensity=None),
     "extra nested field": line(debug={"a": [1, 2]}),
     "null arm reads as not logged": line(experiments={"AB": None}),
     "missing recommendation reads as null": line(recommendation=...),
@@ -78,6 +81,10 @@ REJECTED = {
     "empty experiment name": line(experiments={"": "C"}),
     "fallback not a bool": line(fallback=1),
     "fallback as string": line(fallback="true"),
+    "propensity 0": line(propensity=0.0),
+    "propensity above 1": line(propensity=1.5),
+    "negative propensity": line(propensity=-0.5),
+    "propensity as string": line(propensity="0.5"),
     "timestamp in exponent form": replaced("1767225600000", "1.7672256e12"),
     "null message": line(message=None),
     "null replica": line(replica=None),
@@ -110,12 +117,13 @@ def test_values_and_experiment_columns():
     assert parsed.fast
     assert parsed.table.column_names == [
         "message", "timestamp", "user", "track", "time", "latency", "recommendation", "replica",
-        "fallback", "team", "exp_AB", "exp_COLLECT",
+        "fallback", "propensity", "team", "exp_AB", "exp_COLLECT",
     ]  # fmt: skip
     assert parsed.table.to_pylist()[1] == {
         **{k: v for k, v in GOOD.items() if k != "experiments"},
         "user": 8,
         "fallback": False,
+        "propensity": None,
         "team": None,
         "exp_AB": "C",
         "exp_COLLECT": None,
@@ -166,6 +174,21 @@ def test_conform_fills_a_dataset_written_before_fallback_existed():
     assert conform(rows)["fallback"].to_pylist() == [False]
 
 
+def test_propensity_kept_and_null_where_not_logged():
+    chunk = b"\n".join([line(propensity=0.25), line(), line(propensity=None), line(propensity=1)])
+    for parsed in (parse_chunk(chunk), _parse_slowly(chunk.split(b"\n"), "x", 1)):
+        assert parsed.table["propensity"].to_pylist() == [0.25, None, None, 1.0]
+        assert parsed.table.schema.field("propensity").type == ARROW_SCHEMA.field("propensity").type
+
+
+def test_conform_leaves_propensity_null_in_a_dataset_written_before_it_existed():
+    old = ARROW_SCHEMA.empty_table().drop_columns(["fallback", "propensity"])
+    assert conform(old).schema == ARROW_SCHEMA
+    rows = parse_chunk(line() + b"\n" + line(user=8) + b"\n").table
+    rows = rows.drop_columns(["propensity"])
+    assert conform(rows)["propensity"].to_pylist() == [None, None]
+
+
 def test_team_kept_and_null_in_a_line_written_before_it_existed():
     """An old line (no `team`) exports with team null, beside lines of an interleaving arm; a
     team outside a, b, both is refused by both paths with the contract's reason."""
@@ -200,6 +223,7 @@ events = st.builds(
     experiments=st.dictionaries(names.filter(bool), names, max_size=3),
     replica=names,
     fallback=st.booleans(),
+    propensity=st.none() | st.floats(1e-300, 1.0) | st.sampled_from([1.0, 5e-324]),
     team=st.none() | st.sampled_from(["a", "b", "both"]),
 )
 WEIRD = st.sampled_from(

@@ -73,7 +73,8 @@ def test_export_keeps_every_event_once_with_the_fixed_schema(logs, tmp_path, eve
     assert [(f.name, str(f.type)) for f in schema] == [
         ("message", "string"), ("timestamp", "int64"), ("user", "int64"), ("track", "int64"),
         ("time", "double"), ("latency", "double"), ("recommendation", "int64"),
-        ("replica", "string"), ("fallback", "bool"), ("team", "string"), ("exp_AB", "string"),
+        ("replica", "string"), ("fallback", "bool"), ("propensity", "double"),
+        ("team", "string"), ("exp_AB", "string"),
     ]  # fmt: skip
     assert data["timestamp"].is_monotonic_increasing
     expected = events.sort_values(["timestamp", "user"], ignore_index=True)
@@ -180,3 +181,26 @@ def test_only_bad_lines_is_an_error_but_quarantined(tmp_path):
     done = CliRunner().invoke(export.cli, [str(tmp_path / "logs"), "--out", str(tmp_path / "ds")])
     assert done.exit_code == 1 and "no valid event" in done.stderr
     assert (tmp_path / "ds" / export.QUARANTINE).exists()
+
+
+def test_old_lines_without_propensity_export_beside_new_ones(tmp_path):
+    """A log written before `propensity` (and `fallback`) existed exports, its propensity null;
+    new lines keep theirs, and a dataset exported before the column existed merges with them."""
+    old = tmp_path / "old" / "events-1.jsonl"
+    old.parent.mkdir()
+    old.write_bytes(
+        line(user=1) + b"\n" + line(user=2, message="last", recommendation=None) + b"\n"
+    )
+    new = tmp_path / "new" / "events-2.jsonl"
+    new.parent.mkdir()
+    new.write_bytes(line(user=3, propensity=0.02, fallback=True) + b"\n")
+    out = tmp_path / "ds"
+    export.export([old.parent], out)
+    before = pq.read_table(out / export.DATA_FILE)
+    pq.write_table(before.drop_columns(["propensity"]), out / export.DATA_FILE)  # an old dataset
+    summary = export.export([new.parent], out)
+    assert summary.bad_lines == 0 and summary.events == 3
+    data = read(out).sort_values("user")
+    assert data["propensity"].isna().tolist() == [True, True, False]
+    assert data["propensity"].iloc[2] == 0.02
+    assert data["fallback"].tolist() == [False, False, True]

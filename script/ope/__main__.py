@@ -1,0 +1,3 @@
+from script.ope.cli import main
+
+main()
