@@ -68,7 +68,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import multiprocessing  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -84,6 +83,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchlib import ensure_world  # noqa: E402
+from pools import (  # noqa: E402
+    ARMS,
+    POLICIES,
+    POOL,
+    PRE,
+    WORLD,
+    run_pools,
+    service_policy,
+    simulate,
+    train_source,
+    user_values,
+)
 
 from botify.experiments import Arm, Experiment  # noqa: E402
 from measure.stats import SampleMean, Settings  # noqa: E402
@@ -93,30 +104,8 @@ from script.ab.cuped import CupedSample  # noqa: E402
 from script.ab.plan import pilot_from_metrics, plan  # noqa: E402
 
 METRIC = "mean_time_per_session"
-ARMS = {  # the demo's arms (config/experiments.yml)
-    "C": "sticky_artist",
-    "T1": "sorted_indexed",
-    "T2": "cooler_indexed",
-    "T3": "indexed",
-    "T4": "session_core",
-}
-PRE, POOL = 1, 2  # run keys: the pre-period and the pools' sessions
 MIX_PURPOSE = 0xB1A5  # the mixed arm's per-session coin (its own hash stream)
 Z95 = 1.959964
-
-# ------------------------------------------------------------------------------- simulation
-_WORLD: dict = {}  # set before the pool workers fork: world, population, lists, model
-
-
-def service_policy(arm: str, log_dir: Path | None = None):
-    """The service's own classes in-process, every user routed to `arm`'s recommender."""
-    from sim.transport import InProcess, ServicePolicy
-
-    lists = {"core": _WORLD["lists"]} if ARMS[arm] != "sticky_artist" else None
-    models = {"core": _WORLD["model"]} if ARMS[arm] == "session_core" else None
-    return ServicePolicy(InProcess.build(
-        _WORLD["world"].catalog, ARMS[arm], lists=lists, models=models, log_dir=log_dir
-    ))  # fmt: skip
 
 
 class OracleMix:
@@ -152,83 +141,10 @@ class OracleMix:
         return out
 
 
-def simulate(
-    arm: str, sessions: int, key: int, log_dir: Path | None = None, share: float = 0.0
-) -> dict:
-    """`sessions` sessions of the run `key` served by `arm` (MIX: C with `share` of its
-    recommendations the oracle's), in-process; per session (in index order) its user, time and
-    tracks as the service's log counts them (the first track too)."""
-    from sim.batch import BatchSimulator, run_key
-
-    mixed = arm == "MIX"
-    policy = OracleMix(service_policy("C"), share) if mixed else service_policy(arm, log_dir)
-    run = BatchSimulator(_WORLD["population"], run_key(_WORLD["seed"], key))
-    result = run.run(policy, sessions)
-    if log_dir is not None:
-        policy.transport.service.events.close()
-    result = result.in_order()
-    return {
-        "user": result.user.astype(np.int64),
-        "time": result.time + 1.0,  # the first track's event (time 1.0) counts, as the report's
-        "tracks": (result.tracks + 1).astype(np.float64),
-    }
-
-
-def _pool_job(job: tuple[str, int, int, float]) -> tuple[str, int, dict, float]:
-    arm, sessions, key, share = job
-    started = time.perf_counter()
-    return arm, key, simulate(arm, sessions, key, share=share), time.perf_counter() - started
-
-
-def run_pools(jobs: list[tuple[str, int, int, float]], processes: int) -> dict[str, dict]:
-    """The jobs over forked workers (they share the warmed world); each arm's runs joined in key
-    order, whichever finished first, so a pool is the same every time."""
-    parts: dict[str, list[tuple[int, dict]]] = {}
-    context = multiprocessing.get_context("fork")
-    with context.Pool(processes) as workers:
-        for arm, key, pool, seconds in workers.imap_unordered(_pool_job, jobs):
-            parts.setdefault(arm, []).append((key, pool))
-            print(f"  pool {arm}: {len(pool['user']):,} sessions in {seconds:.0f} s", flush=True)
-    return {
-        arm: {k: np.concatenate([p[k] for _, p in sorted(runs, key=lambda r: r[0])])
-              for k in runs[0][1]}
-        for arm, runs in parts.items()
-    }  # fmt: skip
-
-
-def train_source(pre_logs: Path, work: Path, epochs: int) -> tuple[Path, Path]:
-    """The demo's training steps on the pre-period's logs: lists and item embeddings."""
-    from script.export import export
-
-    export([pre_logs], work / "events")
-    python = [sys.executable, "-m", "trainer"]
-    steps = (
-        ["prepare", "--data", work / "events", "--out", work / "dataset"],
-        ["train", "--dataset", work / "dataset", "--out", work / "model", "--epochs", epochs,
-         "--no-progress"],
-        ["recommend", "--model", work / "model", "--out", work / "recs.jsonl"],
-    )  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    for step in steps:
-        done = subprocess.run([*python, *map(str, step)], env=env, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"trainer {step[0]} failed:\n{done.stdout}\n{done.stderr}")
-    metrics = json.loads((work / "model" / "metrics.json").read_text())
-    core = metrics["test"]["CORE"]
-    print(f"  CORE on the pre-period's logs: held-out Recall@10 {core['recall@10']}, NDCG@10 "
-          f"{core['ndcg@10']}", flush=True)  # fmt: skip
-    return work / "recs.jsonl", work / "model" / "item_embeddings.npz"
+POLICIES["MIX"] = lambda share: OracleMix(service_policy("C"), share)  # C, part oracle
 
 
 # ------------------------------------------------------------------------------- summaries
-def user_values(users: np.ndarray, values: np.ndarray, n_users: int) -> tuple[np.ndarray, ...]:
-    """Per user with at least one session: (user ids, mean of the sessions' values)."""
-    count = np.bincount(users, minlength=n_users)
-    total = np.bincount(users, weights=values, minlength=n_users)
-    seen = np.flatnonzero(count)
-    return seen, total[seen] / count[seen]
-
-
 def summary(users, values, n_users: int, pre: np.ndarray | None) -> SampleMean | CupedSample:
     ids, means = user_values(users, values, n_users)
     if pre is None:
@@ -508,7 +424,7 @@ def main() -> int:
     world = World.load(ns.world)
     population = Population(world, load_config(None).user_model)
     n_users = world.n_users
-    _WORLD.update(world=world, population=population, seed=ns.seed, lists=None, model=None)
+    WORLD.update(world=world, population=population, seed=ns.seed, lists=None, model=None)
     t0 = time.perf_counter()
     population.index.warm(np.unique(population.interests))  # every session's anchor, once
     timings["warm-up"] = time.perf_counter() - t0
@@ -520,7 +436,7 @@ def main() -> int:
     work = Path(scratch.name)
     print(f"pre-period: {ns.pre_sessions:,} sessions of C, logged", flush=True)
     t0 = time.perf_counter()
-    pre_pool = simulate("C", ns.pre_sessions, PRE, log_dir=work / "logs")
+    pre_pool = simulate("C", ns.pre_sessions, PRE, log_dir=work / "logs", progress=True)
     timings["pre-period"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if ns.run is not None:
@@ -530,7 +446,7 @@ def main() -> int:
     else:
         lists, model = train_source(work / "logs", work / "train", ns.epochs)
         source = f"a small CORE ({ns.epochs} epochs) trained on the pre-period's logs"
-    _WORLD.update(lists=lists, model=model)
+    WORLD.update(lists=lists, model=model)
     timings["lists and model"] = time.perf_counter() - t0
     print(f"lists and model: {source}", flush=True)
 

@@ -6,11 +6,11 @@ exported dataset (`ARROW_SCHEMA`). The service (`botify.service`), the exporter
 (`script.event_parser`), the synthetic logs (`script.fake_logs`) and the trainer (`trainer.prepare`)
 all import it from here.
 
-Line format (DESIGN.md, plus `fallback`):
+Line format (DESIGN.md, plus `fallback`, `propensity` and `team`):
     {"message": "next"|"last", "timestamp": <ms since epoch>, "user": int, "track": int,
      "time": float in [0, 1], "latency": <seconds>, "recommendation": int|null,
      "experiments": {"<name>": "<arm>"}, "replica": str, "fallback": bool,
-     "propensity": float in (0, 1] | null}
+     "propensity": float in (0, 1] | null, "team": "a"|"b"|"both"|null}
 
 `fallback` is true when the routed recommender could not answer from its own data (no list, Redis
 down, no model) and the fallback answered: an arm that silently falls back is not the arm the
@@ -22,6 +22,9 @@ for Random, 1/(the artist's tracks) for StickyArtist, 1/len(list) for Indexed, 1
 deterministic arm, the fallback's own when the fallback answered. Off-policy estimates
 (`script.ope`) divide by it. Logs written before it existed lack it; readers take it as null
 (unknown), never as a guess.
+
+`team` is set by an interleaving arm (`botify.recommenders.interleave`): the side whose pick was
+served ("both" when both sides picked it), null for every other arm; absent in older logs (null).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
 Probability = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 ExperimentName = Annotated[str, msgspec.Meta(min_length=1)]
+Team = Literal["a", "b", "both"]  # an interleaving arm's side whose pick was served
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -56,6 +60,7 @@ class Event(msgspec.Struct, frozen=True):
     replica: str
     fallback: bool = False
     propensity: Probability | None = None
+    team: Team | None = None
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -89,6 +94,7 @@ ARROW_SCHEMA: Final = pa.schema(
         ("replica", pa.string()),
         ("fallback", pa.bool_()),
         ("propensity", pa.float64()),
+        ("team", pa.string()),
     ]
 )
 # Every Event field is a column, except `experiments`, which becomes the exp_<name> columns.

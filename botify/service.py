@@ -26,7 +26,7 @@ import redis
 from botify import recommenders
 from botify.catalog import Catalog
 from botify.event_log import EventLog
-from botify.event_schema import Event
+from botify.event_schema import Event, Team
 from botify.experiments import Experiments
 from botify.item_lists import ItemListSource
 from botify.online_model import ModelSource
@@ -47,6 +47,7 @@ class Outcome:
     arms: dict[str, str]
     latency: float  # seconds the service spent on this step (its share of shared work)
     propensity: float | None = None  # P(recommendation | what the arm knew); None for /last
+    team: Team | None = None  # an interleaving arm's side that picked the track (Recommendation)
 
 
 class Service:
@@ -130,6 +131,7 @@ class Service:
                     replica=self.replica,
                     fallback=outcome.fallback,
                     propensity=outcome.propensity,
+                    team=outcome.team,
                 )
                 for step, outcome in zip(steps, outcomes, strict=True)
             )
@@ -194,6 +196,7 @@ class Service:
                     arms[i],
                     latency,
                     None if answer is None else float(answer.propensity),
+                    None if answer is None else answer.team,
                 )
             )
         return outcomes

@@ -115,7 +115,10 @@ def _violations(column: pa.ChunkedArray, info: mi.Type, required: bool) -> list:
         required = False
     masks = [pc.is_null(column)] if required else []
     if isinstance(info, mi.LiteralType):
-        masks.append(pc.invert(pc.is_in(column, pa.array(info.values))))
+        # is_in says false for a null: a null is judged by `required` above, not here
+        masks.append(
+            pc.and_(pc.is_valid(column), pc.invert(pc.is_in(column, pa.array(info.values))))
+        )
     elif isinstance(info, mi.IntType | mi.FloatType):
         if info.multiple_of is not None:
             raise NotImplementedError("multiple_of: teach the fast path this constraint")

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from botify.catalog import Catalog
+from botify.event_schema import Team
 from botify.step import Step
 from botify.toplists import check_list_set_name
 from botify.user_state import Op
@@ -61,6 +62,7 @@ class Recommendation(NamedTuple):
     track: int
     fallback: bool = False  # True when the recommender had to answer without its own data
     propensity: float = 1.0  # P(this track | what the recommender knew), in (0, 1]
+    team: Team | None = None  # an interleaving arm: the side that picked it ("a", "b", "both")
 
 
 class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend is overridden

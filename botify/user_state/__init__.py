@@ -12,6 +12,8 @@ Keys (`prefix`: the settings' `key_prefix`; `{<user>}` is the Redis Cluster hash
     {prefix}:cursor:{scope}:{<user>}   position last handed out in the user's list (a hint)
     {prefix}:session:{<user>}          the live session: packed (uint32 track, float32 time)
                                        records, oldest first, at most `session_length`, with a TTL
+    {prefix}:turn:{scope}:{<user>}     an interleaving arm's step count in the live session, 2 *
+                                       count + the side that opened the current pair, with a TTL
     {prefix}:history:{<user>}          the listening history across sessions (the course's 2026
                                        `user:<id>:listens`): the same records, the last
                                        `history_length` plays, never cleared by /last, with a TTL
@@ -37,7 +39,10 @@ from botify.user_state.operations import (
     PushHistory,
     PushSession,
     ResetCursor,
+    ResetTurn,
     StateBackend,
+    TakeTurn,
+    Turn,
 )
 from botify.user_state.redis_backend import RedisState
 
@@ -50,6 +55,9 @@ __all__ = [
     "PushSession",
     "ClearSession",
     "PushHistory",
+    "TakeTurn",
+    "Turn",
+    "ResetTurn",
     "Op",
     "Failed",
     "StateBackend",

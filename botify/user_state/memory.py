@@ -19,6 +19,9 @@ from botify.user_state.operations import (
     PushHistory,
     PushSession,
     ResetCursor,
+    ResetTurn,
+    TakeTurn,
+    Turn,
 )
 
 
@@ -50,6 +53,7 @@ class MemoryState:
         self.cursors: dict[tuple[str, int], int] = {}
         self.sessions: dict[int, np.ndarray] = {}
         self.histories: dict[int, np.ndarray] = {}
+        self.turns: dict[tuple[str, int], int] = {}  # 2 * steps so far + the pair's opener
         self._lock = threading.Lock()
 
     def _list(self, name: str, user: int) -> np.ndarray | None:
@@ -82,6 +86,17 @@ class MemoryState:
             return _push(self.sessions, op, self.session_length)
         if isinstance(op, PushHistory):
             return _push(self.histories, op, self.history_length)
+        if isinstance(op, TakeTurn):
+            key = (op.scope, op.user)
+            held = self.turns.get(key, 0)
+            index, first = held // 2, held % 2
+            if index % 2 == 0:
+                first = int(op.coin) & 1
+            self.turns[key] = 2 * (index + 1) + first
+            return Turn(index, first)
+        if isinstance(op, ResetTurn):
+            self.turns.pop((op.scope, op.user), None)
+            return None
         if isinstance(op, ClearSession):
             self.sessions.pop(op.user, None)
             return None

@@ -70,7 +70,46 @@ class PushHistory(NamedTuple):
     time: float
 
 
-Op = NextInList | PickInList | ResetCursor | PushSession | ClearSession | PushHistory
+class TakeTurn(NamedTuple):
+    """-> `Turn`: this session's step count in `scope` before this step, and the side that opens
+    the current pair of steps; the count moves on by one. At an even count (a new pair) the pair's
+    opener is `coin` (0 or 1), remembered for the pair's second step. Team-draft's balance in the
+    next-track setting (`botify.recommenders.interleave`)."""
+
+    scope: str
+    user: int
+    coin: int
+
+
+class Turn(NamedTuple):
+    """The result of `TakeTurn`: the step's position in the session (0, 1, ...) and the side (0 or
+    1) that opened its pair. The step's side: `first` at an even position, the other at an odd."""
+
+    position: int
+    first: int
+
+    @property
+    def side(self) -> int:
+        return self.first if self.position % 2 == 0 else 1 - self.first
+
+
+class ResetTurn(NamedTuple):
+    """-> None. Forget the user's step count in `scope` (at session end)."""
+
+    scope: str
+    user: int
+
+
+Op = (
+    NextInList
+    | PickInList
+    | ResetCursor
+    | PushSession
+    | ClearSession
+    | PushHistory
+    | TakeTurn
+    | ResetTurn
+)
 
 
 class Failed(NamedTuple):

@@ -23,6 +23,9 @@ from botify.user_state.operations import (
     PushHistory,
     PushSession,
     ResetCursor,
+    ResetTurn,
+    TakeTurn,
+    Turn,
 )
 
 _READ_U32 = """
@@ -99,6 +102,17 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return held
 """
 
+# KEYS: turn. ARGV: coin (0 or 1), ttl. The value is 2 * steps so far + the current pair's opener
+# (the memory backend's twin); returns it as it was before this step.
+_TAKE_TURN = """
+local held = tonumber(redis.call('GET', KEYS[1]) or '0')
+local index = math.floor(held / 2)
+local first = held % 2
+if index % 2 == 0 then first = tonumber(ARGV[1]) % 2 end
+redis.call('SET', KEYS[1], 2 * (index + 1) + first, 'EX', tonumber(ARGV[2]))
+return 2 * index + first
+"""
+
 
 class RedisState:
     """Every op of a request in one pipelined round trip to Redis.
@@ -123,6 +137,7 @@ class RedisState:
             NextInList: register(_NEXT_IN_LIST),
             PickInList: register(_PICK_IN_LIST),
             PushSession: register(_PUSH_SESSION),
+            TakeTurn: register(_TAKE_TURN),
         }
 
     # -- keys ---------------------------------------------------------------------------------
@@ -131,6 +146,9 @@ class RedisState:
 
     def session_key(self, user: int) -> str:
         return f"{self.prefix}:session:{{{int(user)}}}"
+
+    def turn_key(self, scope: str, user: int) -> str:
+        return f"{self.prefix}:turn:{scope}:{{{int(user)}}}"
 
     def history_key(self, user: int) -> str:
         return f"{self.prefix}:history:{{{int(user)}}}"
@@ -203,6 +221,13 @@ class RedisState:
                 )
                 command = ("EVALSHA", self._scripts[PushSession].sha, 1, key, record, limit, ttl)
                 queued.append((i, command))
+            elif isinstance(op, TakeTurn):
+                key = self.turn_key(op.scope, op.user)
+                coin = int(op.coin) & 1
+                queued.append((i, ("EVALSHA", self._scripts[TakeTurn].sha, 1, key, coin,
+                                   self.session_ttl)))  # fmt: skip
+            elif isinstance(op, ResetTurn):
+                queued.append((i, ("DEL", self.turn_key(op.scope, op.user))))
             elif isinstance(op, ResetCursor):
                 queued.append((i, ("DEL", self.cursor_key(op.scope, op.user))))
             elif isinstance(op, ClearSession):
@@ -233,6 +258,9 @@ class RedisState:
             return Picked(track, size, copies)
         if isinstance(op, NextInList):
             return None if int(reply) < 0 else int(reply)
+        if isinstance(op, TakeTurn):
+            held = int(reply)
+            return Turn(held // 2, held % 2)
         if isinstance(op, PushSession | PushHistory):
             if len(reply) % SESSION_RECORD.itemsize:
                 return Failed(f"corrupt session or history: {len(reply)} bytes")

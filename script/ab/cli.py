@@ -1,8 +1,9 @@
-"""`python -m script.ab`: the report (the default command), `days` and `plan`.
+"""`python -m script.ab`: the report (the default command), `days`, `plan` and `interleave`.
 
     python -m script.ab [report] --data DATASET --experiment AB --out DIR [options]
     python -m script.ab days --report DIR [DIR ...] --out DIR [--metric M] [--label NAME ...]
     python -m script.ab plan --metric M --mde PCT [--alpha --power --arms] (--data ... | --world ...)
+    python -m script.ab interleave --data DATASET [--experiment NAME --arm ARM] [--alpha --power]
 
 Helpers raise; only this layer prints and exits. Exit codes: 0 written; 1 data problem
 (`ReportError`: no data, unknown experiment or control arm, an unreadable ceiling file, day
@@ -283,6 +284,41 @@ def plan_cmd(metric, mde, users, alpha, power, arms, cuped, sequential, tuning, 
         click.echo(line)
 
 
+@cli.command("interleave")
+@click.option("--data", type=DATASET, required=True, help="dataset (from script.export)")
+@click.option("--experiment", default=None, help="only this experiment's --arm (its only "
+              "interleaving arm if --arm is not given; without --experiment: every interleaving "
+              "step of the data)")  # fmt: skip
+@click.option("--arm", default=None, help="the interleaving arm (with --experiment)")
+@click.option("--alpha", type=OPEN_UNIT, default=0.05, show_default=True, help="significance")
+@click.option("--power", type=OPEN_UNIT, default=0.8, show_default=True,
+              help="the power the units needed are stated at")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object too")
+def interleave_cmd(data, experiment, arm, alpha, power, as_json) -> None:
+    """An interleaving arm's preference: each served track's listening time credited to the side
+    that picked it; a's mean time per step minus b's per session and per user, with a CI and a
+    p-value, and the share of sessions (users) won."""
+    import json
+
+    from script.ab.interleave import analyse, load_interleaved, render
+
+    if arm is not None and experiment is None:
+        raise click.UsageError("--arm needs --experiment")
+    events = load_interleaved(data, experiment, arm)
+    if experiment is not None and arm is None:  # the experiment's one interleaving arm
+        arms = sorted(events.loc[events["team"].notna(), "arm"].dropna().unique())
+        if len(arms) != 1:
+            listed = ", ".join(arms) or "none"
+            raise ReportError(f"name the interleaving arm with --arm (experiment "
+                              f"{experiment!r} has: {listed})")  # fmt: skip
+        arm = arms[0]
+    result = analyse(events, arm, alpha, power)
+    click.echo(render(result))
+    if as_json:
+        result["preference"] = {k: v.to_dict() for k, v in result["preference"].items()}
+        click.echo(json.dumps(result))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; 0 written, 1 data problem; usage errors exit 2 (SystemExit)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -298,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         error.show()
         return error.exit_code
     except ReportError as error:
-        name = "ab" if not argv or argv[0] not in ("days", "plan") else f"ab {argv[0]}"
+        name = (
+            "ab" if not argv or argv[0] not in ("days", "plan", "interleave") else f"ab {argv[0]}"
+        )
         click.echo(f"{name}: error: {error}", err=True)
         return 1
     return code if isinstance(code, int) else 0

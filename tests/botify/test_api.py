@@ -52,12 +52,13 @@ def test_next_and_last_contract(client, core_lists, app):
     nxt, end = read_events(log_dir(app))
     assert set(nxt) == {
         "message", "timestamp", "user", "track", "time", "latency",
-        "recommendation", "experiments", "replica", "fallback", "propensity",
+        "recommendation", "experiments", "replica", "fallback", "propensity", "team",
     }  # fmt: skip
     assert (nxt["message"], nxt["user"], nxt["track"], nxt["time"]) == ("next", user, 5, 0.5)
     assert nxt["recommendation"] == answer.json["track"]
     assert nxt["experiments"] == {"AB": "T1"} and nxt["replica"] == "test-1"
     assert nxt["fallback"] is False and 0 < nxt["latency"] < 1
+    assert nxt["team"] is None  # set only by an interleaving arm
     assert isinstance(nxt["timestamp"], int) and nxt["timestamp"] > 1.7e12
     assert nxt["propensity"] == 1.0  # the seed's list walk is deterministic
     assert (end["message"], end["recommendation"], end["time"]) == ("last", None, 0.3)

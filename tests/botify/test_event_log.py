@@ -92,12 +92,13 @@ def test_the_line_is_the_contract():
     assert line == (
         b'{"message":"next","timestamp":1700000000004,"user":4,"track":4,"time":0.5,'
         b'"latency":0.001,"recommendation":5,"experiments":{"AB":"C"},"replica":"r-1",'
-        b'"fallback":false,"propensity":0.125}\n'
+        b'"fallback":false,"propensity":0.125,"team":null}\n'
     )
     assert event_schema.decode(line) == make_event(4, replica="r-1", propensity=0.125)
     old = b'{"message":"last","timestamp":1,"user":1,"track":2,"time":1,"latency":0,'
     old += b'"recommendation":null,"experiments":{},"replica":"x"}'
     assert event_schema.decode(old).fallback is False  # logs from before `fallback` existed
+    assert event_schema.decode(old).team is None  # and from before `team`
     assert event_schema.decode(old).propensity is None  # ... and before `propensity`
 
 

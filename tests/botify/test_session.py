@@ -71,7 +71,8 @@ def toy_model(catalog) -> OnlineModel:
 
 def serve(rec, state, user: int, prev: int, played: float = 1.0, seed: int = 1):
     step = Step("next", user, prev, played, seed)
-    return tuple(rec.recommend(step, state.run(list(rec.ops(step))))[:2])
+    answer = rec.recommend(step, state.run(list(rec.ops(step))))
+    return answer.track, answer.fallback
 
 
 def core_only(catalog, models, **params):

@@ -117,13 +117,14 @@ def test_values_and_experiment_columns():
     assert parsed.fast
     assert parsed.table.column_names == [
         "message", "timestamp", "user", "track", "time", "latency", "recommendation", "replica",
-        "fallback", "propensity", "exp_AB", "exp_COLLECT",
+        "fallback", "propensity", "team", "exp_AB", "exp_COLLECT",
     ]  # fmt: skip
     assert parsed.table.to_pylist()[1] == {
         **{k: v for k, v in GOOD.items() if k != "experiments"},
         "user": 8,
         "fallback": False,
         "propensity": None,
+        "team": None,
         "exp_AB": "C",
         "exp_COLLECT": None,
     }
@@ -188,6 +189,24 @@ def test_conform_leaves_propensity_null_in_a_dataset_written_before_it_existed()
     assert conform(rows)["propensity"].to_pylist() == [None, None]
 
 
+def test_team_kept_and_null_in_a_line_written_before_it_existed():
+    """An old line (no `team`) exports with team null, beside lines of an interleaving arm; a
+    team outside a, b, both is refused by both paths with the contract's reason."""
+    chunk = b"\n".join([line(), line(team="a"), line(team="both"), line(team=None)])
+    for parsed in (parse_chunk(chunk), _parse_slowly(chunk.split(b"\n"), "x", 1)):
+        assert parsed.bad == []
+        assert parsed.table["team"].to_pylist() == [None, "a", "both", None]
+    assert parse_chunk(line() + b"\n").fast  # an old line stays on the fast path
+    fast, slow = parse_chunk(line(team="c") + b"\n"), _parse_slowly([line(team="c")], "x", 1)
+    assert fast.table.num_rows == slow.table.num_rows == 0
+    assert fast.bad[0].reason == slow.bad[0].reason
+    assert "team" in fast.bad[0].reason
+    old = ARROW_SCHEMA.empty_table().drop_columns(["team"])  # a dataset exported before `team`
+    assert conform(old).schema == ARROW_SCHEMA
+    rows = parse_chunk(line() + b"\n").table.drop_columns(["team"])
+    assert conform(rows)["team"].to_pylist() == [None]
+
+
 # Property tests: random events, then random damage to one field.
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)
 ints = st.integers(0, 2**63 - 1) | st.sampled_from([0, 2**63 - 1])
@@ -205,6 +224,7 @@ events = st.builds(
     replica=names,
     fallback=st.booleans(),
     propensity=st.none() | st.floats(1e-300, 1.0) | st.sampled_from([1.0, 5e-324]),
+    team=st.none() | st.sampled_from(["a", "b", "both"]),
 )
 WEIRD = st.sampled_from(
     [None, -1, -0.0, 0.5, 1.5, 2**63, 2**64, -(2**63), "7", "next", True, False, [], {}, 1e300]

@@ -74,7 +74,7 @@ def test_export_keeps_every_event_once_with_the_fixed_schema(logs, tmp_path, eve
         ("message", "string"), ("timestamp", "int64"), ("user", "int64"), ("track", "int64"),
         ("time", "double"), ("latency", "double"), ("recommendation", "int64"),
         ("replica", "string"), ("fallback", "bool"), ("propensity", "double"),
-        ("exp_AB", "string"),
+        ("team", "string"), ("exp_AB", "string"),
     ]  # fmt: skip
     assert data["timestamp"].is_monotonic_increasing
     expected = events.sort_values(["timestamp", "user"], ignore_index=True)
