@@ -4,6 +4,7 @@ online effect, over eleven arms in one world (issue 19).
     python bench/bench_offline_online.py [--world DIR | --world-seed 42] [--collect-sessions 100000]
         [--ope-sessions 30000] [--ab-sessions 110000] [--no-ope] [--core-epochs 1 5] [--zoo-epochs N] [--seed 1489]
         [--work runs/offline-online] [--fresh] [--picture docs/img/offline_online.png]
+        [--replot OUTPUT]
 
 Steps, each the lab's own code, each cached in `--work` (`--fresh` redoes them):
 
@@ -19,11 +20,14 @@ Steps, each the lab's own code, each cached in `--work` (`--fresh` redoes them):
    their first 10; contextual: the list of the user's last training play; TopPop: the 10 most
    popular; Random: the expectation, 10 / catalog size). StickyArtist and the session arm have no
    list: no offline figure.
-5. **Off-policy**: `script.ope` on a second day under the same logging policy (`--ope-sessions`,
-   every step of the TopPop arms, propensity 1/k), which no model trained on: a model trained on
-   the very logs it is judged on holds what the logging policy happened to serve each user, and
-   no importance weight corrects that. For each arm: IPS, SNIPS, DM and DR of its per-step mean
-   listening time, or a refusal where the logs do not cover what it serves.
+5. **Off-policy**: `script.ope` on an exploration day (`--ope-sessions`), which no model trained
+   on (a model judged on the logs it learned from holds what the logging policy happened to
+   serve each user, and no importance weight corrects that). Day 1's TopPop arms cover too
+   little of what the candidates serve (measured: every arm refused), so this day's policy is a
+   `mixture` (`botify/recommenders/mixture.py`) over every candidate that can tell its chance of
+   another's track, a coin per step, each event logging the exact marginal propensity. Indexed
+   (user_based, lightfm, gcf) cannot be a side and so gets no support. For each arm: IPS, SNIPS,
+   DM and DR of its per-step mean listening time, or a refusal.
 6. **Online**: the A/B in-process (`--ab-sessions` sessions; C = StickyArtist, users split by the
    arm hash): each arm's effect on mean time per session against C (the report's Welch interval)
    and its per-step mean time (time heard per recommended track, a ratio over users with the
@@ -241,6 +245,44 @@ def online_ab(world, population, sessions: int, seed: int, arms: list[dict],
 
 
 # ------------------------------------------------------------------------------- off-policy
+def exploration_arm(arms: list[dict]) -> dict:
+    """The OPE day's logging policy: one `mixture` over every candidate that can be a side (it
+    must tell its chance of another side's track; Indexed cannot), equal weights."""
+    from botify import recommenders
+
+    sides = [
+        {"name": a["recommender"], **a.get("params", {})}
+        for a in arms
+        if recommenders.get(a["recommender"]).tells_chance
+    ]
+    return {"name": "explore", "recommender": "mixture", "params": {"sides": sides}}
+
+
+def explore(world, population, ns, arms: list[dict], lists, model: Path) -> Path:
+    """A day of `--ope-sessions` sessions under the exploration arm, logged and exported."""
+    from script.export import export
+
+    work = ns.work / "ope"
+    events = work / "events"
+    if events.exists():
+        return events
+    core = arms[-1]["params"]["lists"]
+    arm = exploration_arm(arms)
+    experiments = Experiments.from_dict({"experiments": [{"name": "EXPLORE", "arms": [arm]}]})
+    transport = InProcess.build(world.catalog, experiments=experiments, lists=lists,
+                                models={core: model}, log_dir=work / "logs")  # fmt: skip
+    with progress_bar(ns.ope_sessions, "explore") as bar:
+        BatchSimulator(population, run_key(ns.seed, 0, 3), progress=bar.update).run(
+            ServicePolicy(transport), ns.ope_sessions
+        )
+    transport.service.events.close()
+    summary = export([work / "logs"], events)
+    sides = ", ".join(side["name"] for side in arm["params"]["sides"])
+    print(f"OPE day: {ns.ope_sessions:,} sessions under a mixture of {sides}: "
+          f"{summary.events_added:,} events", file=sys.stderr)  # fmt: skip
+    return events
+
+
 def off_policy(ope_events: Path, arms: list[dict], lists, model: Path, catalog) -> dict:
     """Each arm's estimates from the OPE day's logs (`script.ope`), or why it has none. Every
     candidate is replayed on the same logged steps, loaded once."""
@@ -306,6 +348,20 @@ def picture(rows: list[dict], path: Path) -> None:
             ax.set_title("every arm refused: the logs do not cover it", fontsize=10)
             ax.legend(fontsize=8)
             continue
+        if key == "ope_dr":  # the estimate against what it estimates: per-step time online
+            for r in shown:
+                dr = r["ope"]["dr"]
+                ax.errorbar(dr[0], r["step_time"], xerr=[[dr[0] - dr[1]], [dr[2] - dr[0]]],
+                            yerr=[[r["step_time"] - r["step_low"]], [r["step_high"] - r["step_time"]]],
+                            fmt="o", capsize=3)  # fmt: skip
+                ax.annotate(r["arm"], (dr[0], r["step_time"]), fontsize=8, xytext=(4, -10),
+                            textcoords="offset points")  # fmt: skip
+            top = max(max(r["step_high"], r["ope"]["dr"][2]) for r in shown) * 1.05
+            ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="estimate = online")
+            ax.set_xlabel(label)
+            ax.set_ylabel("online: time per recommended track")
+            ax.legend(fontsize=8, loc="upper left")
+            continue
         for r in shown:
             ax.errorbar(r[key], r["effect"], yerr=[[r["effect"] - r["low"]], [r["high"] - r["effect"]]],
                         fmt="o", capsize=3)  # fmt: skip
@@ -339,10 +395,15 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "offline-online")
     parser.add_argument("--fresh", action="store_true", help="redo every cached step")
     parser.add_argument("--no-ope", action="store_true", help="skip the off-policy estimates")
+    parser.add_argument("--replot", type=Path, default=None,
+                        help="only redraw the picture from a run's output (its last line)")  # fmt: skip
     parser.add_argument(
         "--picture", type=Path, default=ROOT / "docs" / "img" / "offline_online.png"
     )
     ns = parser.parse_args()
+    if ns.replot is not None:
+        picture(json.loads(ns.replot.read_text().strip().splitlines()[-1])["rows"], ns.picture)
+        return 0
     started, timings = time.perf_counter(), {}
     if ns.fresh and ns.work.exists():
         import shutil
@@ -362,9 +423,6 @@ def main() -> int:
     if not events.exists():
         collect(world, population, ns.collect_sessions, ns.seed, ns.work, config=COLLECT)
     train_events, held = split_held_out(events, ns.work)
-    ope_events = ns.work / "ope" / "events"
-    if not ns.no_ope and not ope_events.exists():  # a second day under the same logging policy
-        collect(world, population, ns.ope_sessions, ns.seed + 1, ns.work / "ope", config=COLLECT)
     timings["collect"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -387,7 +445,9 @@ def main() -> int:
     ope = (
         {a["name"]: {"supported": False, "why": "--no-ope"} for a in arms}
         if ns.no_ope
-        else off_policy(ope_events, arms, lists, model, world.catalog)
+        else off_policy(
+            explore(world, population, ns, arms, lists, model), arms, lists, model, world.catalog
+        )
     )
     timings["ope"] = time.perf_counter() - t0
 

@@ -68,6 +68,9 @@ class Recommendation(NamedTuple):
 class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend is overridden
     name: ClassVar[str]
     uses_state: ClassVar[bool] = False  # names ops: skipped for the fallback while Redis fails
+    # False where `chance` cannot tell the probability of a track the recommender did not pick
+    # (it would need state its ops did not read): an exploration arm refuses such a side
+    tells_chance: ClassVar[bool] = True
 
     def __init__(self, ctx: Context, **params):
         self.ctx = ctx
@@ -81,6 +84,22 @@ class Recommender(ABC):  # noqa: B024 - either recommend_next or ops + recommend
         )
 
     # -- the general form (the service calls these) ----------------------------------------------
+    def chance(
+        self, step: Step, results: Sequence[Any], own: Recommendation, track: int
+    ) -> float | None:
+        """P(this recommender serves `track` at this step), given its ops' `results` and its own
+        answer `own` (from `recommend(step, results)`): what an arm mixing several recommenders
+        logs as its propensity (`botify.recommenders.mixture`). This default knows two cases: an
+        answer from the fallback (the fallback's chance) and a deterministic answer (propensity 1:
+        1 for its track, 0 for any other). A stochastic recommender overrides it; None: unknown.
+        """
+        fallback = getattr(self, "fallback", None)  # the list arms' and model arms' fallback
+        if own.fallback and isinstance(fallback, Recommender):
+            return fallback.chance(step, (), own._replace(fallback=False), track)
+        if own.propensity >= 1.0:
+            return float(track == own.track)
+        return None
+
     def ops(self, step: Step) -> Sequence[Op]:
         """State to read or move for a /next step, run before `recommend` (one round trip)."""
         return ()
@@ -115,12 +134,18 @@ def fell_back(fallback: Recommender, step: Step) -> Recommendation:
     return Recommendation(answer.track, True, answer.propensity)
 
 
+def share_of(pool: np.ndarray, track: int) -> float:
+    """The share of `pool` that is `track`: a uniform pick's chance of it (0 for an empty pool)."""
+    pool = np.asarray(pool)
+    return int(np.count_nonzero(pool == track)) / len(pool) if len(pool) else 0.0
+
+
 def uniform_pick(pool: np.ndarray, step: Step) -> Recommendation:
     """A uniformly random entry of `pool` by the step's stream; its propensity is the share of
     the pool that is this track (1 / len(pool) when the pool holds it once)."""
     pool = np.asarray(pool)
     track = int(pool[step.randint(len(pool))])
-    return Recommendation(track, False, int(np.count_nonzero(pool == track)) / len(pool))
+    return Recommendation(track, False, share_of(pool, track))
 
 
 def list_set_name(owner: str, lists: str) -> str:

@@ -29,10 +29,18 @@ class Contextual(Recommender):
     def needs_item_lists(self) -> bool:
         return True
 
-    def recommend(self, step: Step, results=()) -> Recommendation:
+    def _after(self, step: Step):
         source = self.ctx.item_lists
         lists = source.get(self.lists) if source is not None else None
-        after = lists.get(step.track) if lists is not None else None
+        return lists.get(step.track) if lists is not None else None
+
+    def recommend(self, step: Step, results=()) -> Recommendation:
+        after = self._after(step)
         if after is None or not len(after):
             return base.fell_back(self.fallback, step)
         return base.uniform_pick(after, step)
+
+    def chance(self, step: Step, results, own: Recommendation, track: int) -> float | None:
+        if own.fallback:
+            return super().chance(step, results, own, track)
+        return base.share_of(self._after(step), track)

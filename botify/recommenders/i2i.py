@@ -36,6 +36,7 @@ from botify.user_state import Failed, Op, PushHistory
 @register
 class I2I(Recommender):
     name = "i2i"
+    tells_chance = False  # its chance of a track it did not pick is not computed here
     uses_state = True
 
     def __init__(self, ctx: Context, lists: str = "sasrec_i2i", fallback: str = "random"):

@@ -41,6 +41,7 @@ class Indexed(ListRecommender):
     """A random track from the user's top-K list (the course's Indexed)."""
 
     name = "indexed"
+    tells_chance = False  # its op reads one drawn entry of the list, not the whole list
 
     def ops(self, step: Step) -> Sequence[Op]:
         return (PickInList(self.lists, step.user, step.draw53()),)

@@ -20,11 +20,10 @@ neither (`team` "both"): team-draft gives such a pick no preference. The event's
 which side picked the served track.
 
 `propensity`: the side of a step is, marginally, a fair coin, so the served track's chance is
-the mean of the two sides' chances of it. A side's chance of a track it did not pick is not known
-to the arm and is counted 0: exact when that side is deterministic (the list walks, session_core)
-or when both picked the track, a lower bound when a stochastic side (StickyArtist, Indexed)
-could also have picked the other side's track. Off-policy estimates from an interleaving arm's
-logs should take that into account.
+the mean of the two sides' chances of it, each from the side's `chance` (exact for the
+deterministic sides, Random, TopPop, StickyArtist and contextual). Where a side cannot tell its
+chance of a track it did not pick (Indexed, i2i: `tells_chance` False), that chance counts 0, a
+lower bound; off-policy estimates from such an arm's logs should take that into account.
 
 Each side draws from its own stream (the step's seed mixed with the side's salt), so a side makes
 the same draws whichever side serves, and `ctx.rng` is that side's stream while it answers.
@@ -43,33 +42,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from botify import recommenders
 from botify.event_schema import Team
 from botify.recommenders.base import Context, Recommendation, Recommender, register
-from botify.splitmix import MASK64, mix64
+from botify.recommenders.sides import answers, build_side, plan, side_step
 from botify.step import Step
 from botify.user_state import Op, ResetTurn, TakeTurn, Turn
+
+__all__ = ["Interleave", "side_step"]
 
 SIDES: Final[tuple[Team, Team]] = ("a", "b")
 BOTH: Final[Team] = "both"  # the `team` of a step where both sides picked the served track
 DEFAULT_A = {"name": "sorted_indexed", "lists": "core"}  # the demo's T1 ...
 DEFAULT_B = {"name": "sticky_artist"}  # ... against its control C
-_SALTS = (0x5EED_A11C_E0A0_0001, 0x5EED_B0B0_0B0B_0002)  # each side's own draw stream
-
-
-def side_step(step: Step, side: int) -> Step:
-    """The step as side `side` (0: a, 1: b) sees it: the same step with the side's own seed."""
-    seed = mix64((step.seed ^ _SALTS[side]) & MASK64)
-    return Step(step.message, step.user, step.track, step.time, seed)
-
-
-def _build_side(owner: str, label: str, spec: Any, ctx: Context) -> Recommender:
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-        raise ValueError(f"{owner}: {label} must be a mapping with the recommender's name")
-    params = {k: v for k, v in spec.items() if k != "name"}
-    if spec["name"] == Interleave.name:
-        raise ValueError(f"{owner}: {label} cannot itself be an interleaving arm")
-    return recommenders.build(spec["name"], ctx, **params)
 
 
 @register
@@ -77,6 +61,7 @@ class Interleave(Recommender):
     """Serves `a`'s or `b`'s track at each step by team-draft (see the module docstring)."""
 
     name = "interleave"
+    tells_chance = False  # an arm of several recommenders is never a side itself
     uses_state = True  # the session's step count (and so the sides' balance) lives in the state
 
     def __init__(
@@ -86,60 +71,37 @@ class Interleave(Recommender):
         b: Mapping[str, Any] = DEFAULT_B,
     ):
         super().__init__(ctx)
-        self.sides = (_build_side(self.name, "a", a, ctx), _build_side(self.name, "b", b, ctx))
+        self.sides = (build_side(self.name, "a", a, ctx), build_side(self.name, "b", b, ctx))
         self.scope = f"{self.name}:{self.sides[0].name}:{self.sides[1].name}"
 
-    # -- ops: both sides' and the turn, deduplicated (two sides may ask for the same state) -------
-    def _plan(self, step: Step, end: bool) -> tuple[list[Op], list[list[int]]]:
-        """The ops to run, and for each side the positions of its ops' results among them."""
-        ops: list[Op] = []
-        where: dict[Op, int] = {}
-        positions: list[list[int]] = []
-        for side, recommender in enumerate(self.sides):
-            sub = side_step(step, side)
-            mine = []
-            for op in recommender.end_ops(sub) if end else recommender.ops(sub):
-                if op not in where:
-                    where[op] = len(ops)
-                    ops.append(op)
-                mine.append(where[op])
-            positions.append(mine)
-        return ops, positions
-
+    # -- ops: both sides' (`botify.recommenders.sides`) and the turn ---------------------------
     def ops(self, step: Step) -> Sequence[Op]:
-        ops, _ = self._plan(step, end=False)
+        ops, _ = plan(self.sides, step, end=False)
         return (*ops, TakeTurn(self.scope, step.user, step.randint(2)))
 
     def end_ops(self, step: Step) -> Sequence[Op]:
-        ops, _ = self._plan(step, end=True)
+        ops, _ = plan(self.sides, step, end=True)
         return (*ops, ResetTurn(self.scope, step.user))
 
     def recommend(self, step: Step, results: Sequence[Any] = ()) -> Recommendation:
         turn = results[-1]
         if not isinstance(turn, Turn):
             raise TypeError(f"{self.name}: expected the turn as the last result, got {turn!r}")
-        # The sides' ops are planned again here rather than kept from `ops`: planning is pure
-        # (named tuples and the sides' own draws), and this leaves the arm holding no per-step
-        # memory. Planning also makes each side's draws of `ops`, so `recommend` draws after them.
-        picks = []
-        rng = self.ctx.rng
-        _, positions = self._plan(step, end=False)
-        for side, recommender in enumerate(self.sides):
-            sub = side_step(step, side)
-            recommender.ops(sub)  # the same draws as in `ops`, before the side's own `recommend`
-            rng.serve(sub)
-            try:
-                picks.append(recommender.recommend(sub, [results[i] for i in positions[side]]))
-            finally:
-                rng.serve(step)
+        sides = answers(self.sides, self.ctx, step, results)
+        picks = [pick for _, _, pick in sides]
         track = picks[turn.side].track
         team = BOTH if picks[0].track == picks[1].track else SIDES[turn.side]
         # either side on its fallback: the comparison is not the one the arm meant to make
         fallback = picks[0].fallback or picks[1].fallback
         # the side is a fair coin (marginally, at every step): P(track) = (p_a(track) +
-        # p_b(track)) / 2, where a side's chance of a track it did not pick is unknown here and
-        # counted 0 (exact when that side is deterministic; a lower bound otherwise)
-        propensity = sum(0.5 * p.propensity for p in picks if p.track == track)
+        # p_b(track)) / 2, each side's chance of the served track from `chance`; where a side
+        # cannot tell (Indexed), its chance of a track it did not pick counts 0: a lower bound
+        propensity = 0.0
+        for recommender, (sub, mine, pick) in zip(self.sides, sides, strict=True):
+            known = recommender.chance(sub, mine, pick, track)
+            if known is None:
+                known = pick.propensity if pick.track == track else 0.0
+            propensity += 0.5 * known
         return Recommendation(track, fallback, propensity, team=team)
 
     def on_session_end(self, user: int) -> None:

@@ -11,3 +11,6 @@ class Random(Recommender):
     def recommend(self, step: Step, results=()) -> Recommendation:
         n = len(self.ctx.catalog)
         return Recommendation(step.randint(n), False, 1.0 / n)
+
+    def chance(self, step: Step, results, own: Recommendation, track: int) -> float:
+        return 1.0 / len(self.ctx.catalog)

@@ -1,4 +1,4 @@
-from botify.recommenders.base import Recommendation, Recommender, register, uniform_pick
+from botify.recommenders.base import Recommendation, Recommender, register, share_of, uniform_pick
 from botify.step import Step
 
 
@@ -10,3 +10,6 @@ class StickyArtist(Recommender):
 
     def recommend(self, step: Step, results=()) -> Recommendation:
         return uniform_pick(self.ctx.catalog.same_artist(step.track), step)
+
+    def chance(self, step: Step, results, own: Recommendation, track: int) -> float:
+        return share_of(self.ctx.catalog.same_artist(step.track), track)

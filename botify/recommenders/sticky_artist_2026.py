@@ -14,6 +14,7 @@ class StickyArtist2026(Recommender):
     it is the artist's only track, as in the course)."""
 
     name = "sticky_artist_2026"
+    tells_chance = False  # its chance of a track it did not pick is not computed here
 
     def recommend(self, step: Step, results=()) -> Recommendation:
         return self.same_artist_other(step)

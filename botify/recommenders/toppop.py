@@ -1,4 +1,11 @@
-from botify.recommenders.base import Context, Recommendation, Recommender, register, uniform_pick
+from botify.recommenders.base import (
+    Context,
+    Recommendation,
+    Recommender,
+    register,
+    share_of,
+    uniform_pick,
+)
 from botify.step import Step
 
 
@@ -14,3 +21,6 @@ class TopPop(Recommender):
 
     def recommend(self, step: Step, results=()) -> Recommendation:
         return uniform_pick(self.top, step)
+
+    def chance(self, step: Step, results, own: Recommendation, track: int) -> float:
+        return share_of(self.top, track)

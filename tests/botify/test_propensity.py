@@ -156,6 +156,16 @@ PARAMS = {  # what each recommender needs to answer from its own data here
     "i2i": {"lists": "items"},
     "contextual": {"lists": "items"},
     "toppop": {"k": 20},
+    "mixture": {  # an exploration arm over sides of each kind that tells its chance
+        "sides": [
+            {"name": "sorted_indexed", "lists": "core"},
+            {"name": "sticky_artist"},
+            {"name": "toppop", "k": 20},
+            {"name": "contextual", "lists": "items"},
+            {"name": "session_core", "lists": "core"},
+        ],
+        "weights": [1, 2, 1, 1, 1],
+    },
 }
 
 
@@ -194,3 +204,50 @@ def test_every_recommenders_propensity_is_the_frequency_of_its_draws(tracks_json
         p = chance[t]
         assert 0 < p <= 1
         assert abs(n / DRAWS - p) <= 5 * math.sqrt(p * (1 - p) / DRAWS) + 1e-12, (name, t, n, p)
+
+
+def _answer(name: str, tracks_json, seed: int, track: int, time: float, state_list=True):
+    catalog = Catalog.from_tracks_json(tracks_json)
+    embeddings = np.random.default_rng(0).standard_normal((N_TRACKS, 4))
+    models = MemoryModels(
+        {"core": OnlineModel.from_arrays(np.arange(N_TRACKS), embeddings, catalog)}
+    )
+    ctx = Context(catalog, models=models, item_lists=MemoryItemLists({"items": chain_lists()}))
+    rec = recommenders.build(name, ctx, **PARAMS.get(name, {}))
+    state = MemoryState({"core": {1: np.asarray(user_list(1))}} if state_list else {})
+    state.run(list(rec.ops(Step("next", 1, 120, 0.5, seed))))
+    step = Step("next", 1, track, time, seed)
+    results = state.run(list(rec.ops(step)))
+    answer = rec.recommend(step, results)
+    # `chance` sees the step as `recommend` did: the same ops' draws first
+    again = Step("next", 1, track, time, seed)
+    rec.ops(again)
+    return rec, again, results, answer, catalog
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in recommenders.names() if recommenders.get(n).tells_chance]
+)
+@pytest.mark.parametrize("state_list", [True, False])  # False: a list arm on its fallback
+def test_chance_of_every_track_sums_to_one_and_matches_the_propensity(
+    tracks_json, name, state_list
+):
+    """A recommender that tells its chance gives the track it served its logged propensity, and
+    its chances of all the catalog's tracks sum to 1: what an exploration arm (`mixture`) logs
+    for another side's track is a probability distribution, not a guess."""
+    for seed in (1, 2, 3):
+        rec, step, results, answer, catalog = _answer(name, tracks_json, seed, 57, 0.1, state_list)
+        chances = [rec.chance(step, results, answer, t) for t in range(len(catalog))]
+        assert all(c is not None and 0.0 <= c <= 1.0 for c in chances), name
+        assert math.isclose(chances[answer.track], answer.propensity, rel_tol=1e-12), name
+        assert math.isclose(sum(chances), 1.0, rel_tol=1e-9), (name, sum(chances))
+
+
+def test_mixture_refuses_a_side_that_cannot_tell_its_chance(tracks_json):
+    ctx = Context(Catalog.from_tracks_json(tracks_json))
+    with pytest.raises(ValueError, match="indexed cannot tell its chance"):
+        recommenders.build("mixture", ctx, sides=[{"name": "indexed"}, {"name": "random"}])
+    with pytest.raises(ValueError, match="weights"):
+        recommenders.build("mixture", ctx, sides=[{"name": "random"}] * 2, weights=[1, 0])
+    with pytest.raises(ValueError, match="at least two"):
+        recommenders.build("mixture", ctx, sides=[{"name": "random"}])
