@@ -10,8 +10,11 @@ propensity when it picked the track, its chance of another side's pick otherwise
 cannot tell that chance (`tells_chance` False: Indexed, i2i) is refused, since its term would be
 unknown and the logged propensity wrong.
 
-The served track's `fallback` is its side's. Params: `sides`, a list of mappings with each
-recommender's `name` and params; `weights`, one positive number per side (default equal).
+`fallback` is true when any side answered from its fallback (the policy that logged is then
+not the mixture meant; the propensity stays exact, a fallback telling its own chance). Params: `sides`, a list of mappings with each
+recommender's `name` and params (default: the demo's C and T1); `weights`, one positive number
+per side (default equal). `config/experiments-explore.yml` logs a day under the demo's arms that
+can be sides.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from botify.step import Step
 from botify.user_state import Op
 
 
+DEFAULT_SIDES = ({"name": "sticky_artist"}, {"name": "sorted_indexed", "lists": "core"})  # C, T1
+
+
 @register
 class Mixture(Recommender):
     """One side's track per step, by a weighted coin; the exact marginal propensity logged."""
@@ -37,7 +43,7 @@ class Mixture(Recommender):
     def __init__(
         self,
         ctx: Context,
-        sides: Sequence[Mapping[str, Any]] = (),
+        sides: Sequence[Mapping[str, Any]] = DEFAULT_SIDES,
         weights: Sequence[float] | None = None,
     ):
         super().__init__(ctx)
@@ -77,7 +83,9 @@ class Mixture(Recommender):
             if chance is None:  # a side whose `chance` does not know its answer's kind
                 chance = pick.propensity if pick.track == served.track else 0.0
             propensity += weight * chance
-        return Recommendation(served.track, served.fallback, min(propensity, 1.0))
+        # any side on its fallback: the logging policy is not the one the arm was meant to be
+        fallback = any(pick.fallback for _, _, pick in sides)
+        return Recommendation(served.track, fallback, min(propensity, 1.0))
 
     def on_session_end(self, user: int) -> None:
         for side in self.sides:
