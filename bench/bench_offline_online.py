@@ -56,15 +56,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_zoo import collect, progress_bar  # noqa: E402
+from bench_zoo import collect, progress_bar, world_and_population  # noqa: E402
 
 from botify.experiments import Experiments  # noqa: E402
 from sim.batch import BatchSimulator, run_key  # noqa: E402
 from sim.calibrate import effect  # noqa: E402
-from sim.config import load_config  # noqa: E402
 from sim.transport import InProcess, ServicePolicy  # noqa: E402
-from sim.user_model import Population  # noqa: E402
-from sim.world import generate  # noqa: E402
 
 COLLECT = ROOT / "config" / "experiments-collect.yml"
 ZOO = ("user_based", "lightfm", "contextual", "gcf")
@@ -410,13 +407,7 @@ def main() -> int:
 
         shutil.rmtree(ns.work)
     ns.work.mkdir(parents=True, exist_ok=True)
-    settings = load_config(None)
-    if ns.world is not None:
-        settings.world_dir = ns.world
-        world = settings.load_world()
-    else:
-        world = generate(ns.world_seed, settings.world_shape)
-    population = Population(world, settings.user_model)
+    world, population = world_and_population(ns.world, ns.world_seed)
 
     t0 = time.perf_counter()
     events = ns.work / "events"

@@ -60,6 +60,17 @@ def progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="session", mininterval=1.0, file=sys.stderr)
 
 
+def world_and_population(folder: Path | None, seed: int):
+    """The world in `folder`, or the default one generated with `seed`, and its listeners."""
+    settings = load_config(None)
+    if folder is not None:
+        settings.world_dir = folder
+        world = settings.load_world()
+    else:
+        world = generate(seed, settings.world_shape)
+    return world, Population(world, settings.user_model)
+
+
 def collect(
     world, population, sessions: int, seed: int, work: Path, config: Path = COLLECT
 ) -> Path:
@@ -195,13 +206,7 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     ns = parser.parse_args()
     started = time.perf_counter()
-    settings = load_config(None)
-    if ns.world is not None:
-        settings.world_dir = ns.world
-        world = settings.load_world()
-    else:
-        world = generate(ns.world_seed, settings.world_shape)
-    population = Population(world, settings.user_model)
+    world, population = world_and_population(ns.world, ns.world_seed)
     ns.work.mkdir(parents=True, exist_ok=True)
     timings = {}
     t0 = time.perf_counter()

@@ -169,6 +169,17 @@ PARAMS = {  # what each recommender needs to answer from its own data here
 }
 
 
+def built(name: str, tracks_json):
+    """`name` with its PARAMS, on a context with a model for `core` and item lists `items`."""
+    catalog = Catalog.from_tracks_json(tracks_json)
+    embeddings = np.random.default_rng(0).standard_normal((N_TRACKS, 4))
+    models = MemoryModels(
+        {"core": OnlineModel.from_arrays(np.arange(N_TRACKS), embeddings, catalog)}
+    )
+    ctx = Context(catalog, models=models, item_lists=MemoryItemLists({"items": chain_lists()}))
+    return recommenders.build(name, ctx, **PARAMS.get(name, {}))
+
+
 @pytest.mark.parametrize("name", recommenders.names())
 @pytest.mark.parametrize("context", [(3, 1.0), (57, 0.1)])
 def test_every_recommenders_propensity_is_the_frequency_of_its_draws(tracks_json, name, context):
@@ -178,13 +189,7 @@ def test_every_recommenders_propensity_is_the_frequency_of_its_draws(tracks_json
     propensity, and the propensities of the tracks served sum to 1."""
     if name == "interleave":  # its propensity is exact only where the other side is
         pytest.skip("deterministic or picked the same track (tests/botify/test_interleave.py)")
-    catalog = Catalog.from_tracks_json(tracks_json)
-    embeddings = np.random.default_rng(0).standard_normal((N_TRACKS, 4))
-    models = MemoryModels(
-        {"core": OnlineModel.from_arrays(np.arange(N_TRACKS), embeddings, catalog)}
-    )
-    ctx = Context(catalog, models=models, item_lists=MemoryItemLists({"items": chain_lists()}))
-    rec = recommenders.build(name, ctx, **PARAMS.get(name, {}))
+    rec = built(name, tracks_json)
     track, time = context
     counts: Counter[int] = Counter()
     logged: dict[int, set[float]] = defaultdict(set)
@@ -207,13 +212,7 @@ def test_every_recommenders_propensity_is_the_frequency_of_its_draws(tracks_json
 
 
 def _answer(name: str, tracks_json, seed: int, track: int, time: float, state_list=True):
-    catalog = Catalog.from_tracks_json(tracks_json)
-    embeddings = np.random.default_rng(0).standard_normal((N_TRACKS, 4))
-    models = MemoryModels(
-        {"core": OnlineModel.from_arrays(np.arange(N_TRACKS), embeddings, catalog)}
-    )
-    ctx = Context(catalog, models=models, item_lists=MemoryItemLists({"items": chain_lists()}))
-    rec = recommenders.build(name, ctx, **PARAMS.get(name, {}))
+    rec = built(name, tracks_json)
     state = MemoryState({"core": {1: np.asarray(user_list(1))}} if state_list else {})
     state.run(list(rec.ops(Step("next", 1, 120, 0.5, seed))))
     step = Step("next", 1, track, time, seed)
@@ -222,7 +221,7 @@ def _answer(name: str, tracks_json, seed: int, track: int, time: float, state_li
     # `chance` sees the step as `recommend` did: the same ops' draws first
     again = Step("next", 1, track, time, seed)
     rec.ops(again)
-    return rec, again, results, answer, catalog
+    return rec, again, results, answer, rec.ctx.catalog
 
 
 @pytest.mark.parametrize(
