@@ -244,13 +244,14 @@ def online_ab(world, population, sessions: int, seed: int, arms: list[dict],
 # ------------------------------------------------------------------------------- off-policy
 def exploration_arm(arms: list[dict]) -> dict:
     """The OPE day's logging policy: one `mixture` over every candidate that can be a side (it
-    must tell its chance of another side's track; Indexed cannot), equal weights."""
-    from botify import recommenders
+    must tell its chance of another side's track; an Indexed side reads its whole list for it),
+    equal weights."""
+    from botify.recommenders.mixture import can_be_side
 
     sides = [
         {"name": a["recommender"], **a.get("params", {})}
         for a in arms
-        if recommenders.get(a["recommender"]).tells_chance
+        if can_be_side(a["recommender"])
     ]
     return {"name": "explore", "recommender": "mixture", "params": {"sides": sides}}
 

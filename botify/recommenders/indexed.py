@@ -41,7 +41,28 @@ class Indexed(ListRecommender):
     """A random track from the user's top-K list (the course's Indexed)."""
 
     name = "indexed"
-    tells_chance = False  # its op reads one drawn entry of the list, not the whole list
+    tells_chance = False  # its op reads one drawn entry of the list, not the whole list ...
+
+    def __init__(
+        self,
+        ctx: Context,
+        lists: str = "core",
+        fallback: str = "sticky_artist",
+        whole_list: bool = False,
+    ):
+        super().__init__(ctx, lists=lists, fallback=fallback)
+        # ... unless asked to read the whole list (a side of an exploration arm): the same draw,
+        # and the list to tell its chance of any track
+        self.whole_list = bool(whole_list)
+        self.tells_chance = self.whole_list  # type: ignore[misc]
 
     def ops(self, step: Step) -> Sequence[Op]:
-        return (PickInList(self.lists, step.user, step.draw53()),)
+        return (PickInList(self.lists, step.user, step.draw53(), self.whole_list),)
+
+    def chance(
+        self, step: Step, results: Sequence[Any], own: Recommendation, track: int
+    ) -> float | None:
+        picked = results[0] if results else None
+        if not own.fallback and isinstance(picked, Picked) and picked.tracks is not None:
+            return base.share_of(picked.tracks, track)
+        return super().chance(step, results, own, track)

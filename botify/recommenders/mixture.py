@@ -7,8 +7,9 @@ sides answer every step (their ops in the service's one round trip, `botify.reco
 the coin (the step's own stream, `weights` normalised) picks one side's track, and the propensity
 is sum_k weight_k * P_k(track), each side's chance from its `chance` (its answer's own
 propensity when it picked the track, its chance of another side's pick otherwise). A side that
-cannot tell that chance (`tells_chance` False: Indexed, i2i) is refused, since its term would be
-unknown and the logged propensity wrong.
+cannot tell that chance (`tells_chance` False: i2i, sticky_artist_2026; Indexed unless it reads
+its whole list, `whole_list: true`, which an Indexed side gets here by itself) is refused, since
+its term would be unknown and the logged propensity wrong.
 
 `fallback` is true when any side answered from its fallback (the policy that logged is then
 not the mixture meant; the propensity stays exact, a fallback telling its own chance). Params: `sides`, a list of mappings with each
@@ -24,10 +25,23 @@ from typing import Any
 
 import numpy as np
 
+from botify import recommenders
 from botify.recommenders.base import Context, Recommendation, Recommender, register
 from botify.recommenders.sides import answers, build_side, plan
 from botify.step import Step
 from botify.user_state import Op
+
+
+def can_be_side(name: str) -> bool:
+    """Whether recommender `name` can be a side (it tells its chance, or reads enough to)."""
+    return name == "indexed" or recommenders.get(name).tells_chance
+
+
+def _telling(spec: Any) -> Any:
+    """An Indexed side reads its whole list, so that it can tell its chance of any track."""
+    if isinstance(spec, Mapping) and spec.get("name") == "indexed":
+        return {**spec, "whole_list": True}
+    return spec
 
 
 DEFAULT_SIDES = ({"name": "sticky_artist"}, {"name": "sorted_indexed", "lists": "core"})  # C, T1
@@ -50,7 +64,7 @@ class Mixture(Recommender):
         if isinstance(sides, (str, bytes, Mapping)) or len(sides) < 2:
             raise ValueError(f"{self.name}: sides must be a list of at least two recommenders")
         self.sides = tuple(
-            build_side(self.name, f"side {i}", spec, ctx) for i, spec in enumerate(sides)
+            build_side(self.name, f"side {i}", _telling(spec), ctx) for i, spec in enumerate(sides)
         )
         for side in self.sides:
             if not side.tells_chance:

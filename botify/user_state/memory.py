@@ -78,7 +78,8 @@ class MemoryState:
             if tracks is None:
                 return None
             track = int(tracks[op.draw % len(tracks)])
-            return Picked(track, len(tracks), int(np.count_nonzero(tracks == track)))
+            whole = np.array(tracks, dtype=np.int64) if op.whole else None
+            return Picked(track, len(tracks), int(np.count_nonzero(tracks == track)), whole)
         if isinstance(op, ResetCursor):
             self.cursors.pop((op.scope, op.user), None)
             return None

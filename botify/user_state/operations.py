@@ -30,6 +30,7 @@ class PickInList(NamedTuple):
     lists: str
     user: int
     draw: int  # a non-negative integer < 2**53
+    whole: bool = False  # also answer the whole list (an exploration arm's side needs its chances)
 
 
 class Picked(NamedTuple):
@@ -38,6 +39,7 @@ class Picked(NamedTuple):
     track: int
     size: int  # the list's length
     copies: int  # how many of its entries are `track` (1 in a list without repeats)
+    tracks: np.ndarray | None = None  # the whole list, when the op asked for it
 
 
 class ResetCursor(NamedTuple):

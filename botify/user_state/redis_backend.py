@@ -67,8 +67,8 @@ return u32(list, nxt)
 """
 )
 
-# KEYS: list. ARGV: draw. Returns {track, list length, copies of the track in the list} (the
-# draw's propensity is copies / length), or -1 without a list.
+# KEYS: list. ARGV: draw, whole (1: append the packed list). Returns {track, list length, copies
+# of the track in the list} (the draw's propensity is copies / length), or -1 without a list.
 _PICK_IN_LIST = (
     _READ_U32
     + """
@@ -85,6 +85,7 @@ while true do  -- the track's aligned copies, found by a plain (C) search rather
   if (at - 1) % 4 == 0 then copies = copies + 1 end
   from = at + 1
 end
+if ARGV[2] == '1' then return {u32(list, i), n, copies, list} end
 return {u32(list, i), n, copies}
 """
 )
@@ -208,7 +209,7 @@ class RedisState:
                     keys = (self.cursor_key(op.scope, op.user), list_key)
                     args = (int(op.prev), int(op.restart_past), self.cursor_ttl)
                 else:
-                    keys, args = (list_key,), (int(op.draw),)
+                    keys, args = (list_key,), (int(op.draw), int(bool(op.whole)))
                 queued.append(
                     (i, ("EVALSHA", self._scripts[type(op)].sha, len(keys), *keys, *args))
                 )
@@ -254,8 +255,13 @@ class RedisState:
         if isinstance(op, PickInList):
             if not isinstance(reply, list):
                 return None if int(reply) < 0 else Failed(f"unexpected reply {reply!r}")
-            track, size, copies = (int(x) for x in reply)
-            return Picked(track, size, copies)
+            track, size, copies = (int(x) for x in reply[:3])
+            whole = None
+            if op.whole:
+                if len(reply) != 4 or len(reply[3]) != 4 * size:
+                    return Failed(f"unexpected reply for a whole list: {len(reply)} parts")
+                whole = np.frombuffer(reply[3], dtype="<u4").astype(np.int64)
+            return Picked(track, size, copies, whole)
         if isinstance(op, NextInList):
             return None if int(reply) < 0 else int(reply)
         if isinstance(op, TakeTurn):

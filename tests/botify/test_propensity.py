@@ -142,6 +142,10 @@ def test_pick_in_list_answers_the_share_of_the_list_that_is_the_track(kind, redi
         Picked(5, 4, 2), Picked(5, 4, 2), Picked(6, 4, 1), Picked(7, 4, 1), Picked(5, 4, 2),
         Picked(9, 1, 1), None, None, Picked(0, 2, 1), Picked(256, 2, 1),
     ]  # fmt: skip
+    # asked for the whole list (an exploration arm's Indexed side): the same pick, and the list
+    whole = state.run([PickInList("core", u, 2, whole=True) for u in (1, 4, 3)])
+    assert [w.tracks.tolist() for w in whole[:2]] == [[5, 5, 6, 7], [256, 0]]
+    assert [w[:3] for w in whole[:2]] == [(6, 4, 1), (256, 2, 1)] and whole[2] is None
 
 
 # -- every registered recommender: the logged propensity is the frequency of its own draws ----------
@@ -149,7 +153,7 @@ DRAWS = 3000
 
 
 PARAMS = {  # what each recommender needs to answer from its own data here
-    "indexed": {"lists": "core"},
+    "indexed": {"lists": "core", "whole_list": True},  # the same draws, and it tells its chance
     "sorted_indexed": {"lists": "core"},
     "cooler_indexed": {"lists": "core"},
     "session_core": {"lists": "core"},
@@ -163,8 +167,9 @@ PARAMS = {  # what each recommender needs to answer from its own data here
             {"name": "toppop", "k": 20},
             {"name": "contextual", "lists": "items"},
             {"name": "session_core", "lists": "core"},
+            {"name": "indexed", "lists": "core"},
         ],
-        "weights": [1, 2, 1, 1, 1],
+        "weights": [1, 2, 1, 1, 1, 1],
     },
 }
 
@@ -224,9 +229,7 @@ def _answer(name: str, tracks_json, seed: int, track: int, time: float, state_li
     return rec, again, results, answer, rec.ctx.catalog
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in recommenders.names() if recommenders.get(n).tells_chance]
-)
+@pytest.mark.parametrize("name", recommenders.names())
 @pytest.mark.parametrize("state_list", [True, False])  # False: a list arm on its fallback
 def test_chance_of_every_track_sums_to_one_and_matches_the_propensity(
     tracks_json, name, state_list
@@ -234,6 +237,8 @@ def test_chance_of_every_track_sums_to_one_and_matches_the_propensity(
     """A recommender that tells its chance gives the track it served its logged propensity, and
     its chances of all the catalog's tracks sum to 1: what an exploration arm (`mixture`) logs
     for another side's track is a probability distribution, not a guess."""
+    if not built(name, tracks_json).tells_chance:
+        pytest.skip(f"{name} does not tell its chance (a mixture refuses it as a side)")
     for seed in (1, 2, 3):
         rec, step, results, answer, catalog = _answer(name, tracks_json, seed, 57, 0.1, state_list)
         chances = [rec.chance(step, results, answer, t) for t in range(len(catalog))]
@@ -244,8 +249,11 @@ def test_chance_of_every_track_sums_to_one_and_matches_the_propensity(
 
 def test_mixture_refuses_a_side_that_cannot_tell_its_chance(tracks_json):
     ctx = Context(Catalog.from_tracks_json(tracks_json))
-    with pytest.raises(ValueError, match="indexed cannot tell its chance"):
-        recommenders.build("mixture", ctx, sides=[{"name": "indexed"}, {"name": "random"}])
+    with pytest.raises(ValueError, match="i2i cannot tell its chance"):
+        recommenders.build("mixture", ctx, sides=[{"name": "i2i"}, {"name": "random"}])
+    # an Indexed side reads its whole list, so it can tell
+    mixed = recommenders.build("mixture", ctx, sides=[{"name": "indexed"}, {"name": "random"}])
+    assert mixed.sides[0].whole_list and mixed.sides[0].tells_chance
     with pytest.raises(ValueError, match="weights"):
         recommenders.build("mixture", ctx, sides=[{"name": "random"}] * 2, weights=[1, 0])
     with pytest.raises(ValueError, match="at least two"):
