@@ -82,13 +82,13 @@ from tqdm import tqdm  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import ensure_world  # noqa: E402
 from pools import (  # noqa: E402
     ARMS,
     POLICIES,
     POOL,
     PRE,
     WORLD,
+    load_world,
     run_pools,
     service_policy,
     simulate,
@@ -416,17 +416,9 @@ def main() -> int:
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
-    from sim.config import load_config
-    from sim.user_model import Population
-    from sim.world import World
-
-    ensure_world(ns.world)
-    world = World.load(ns.world)
-    population = Population(world, load_config(None).user_model)
-    n_users = world.n_users
-    WORLD.update(world=world, population=population, seed=ns.seed, lists=None, model=None)
     t0 = time.perf_counter()
-    population.index.warm(np.unique(population.interests))  # every session's anchor, once
+    world, population = load_world(ns.world, ns.seed)
+    n_users = world.n_users
     timings["warm-up"] = time.perf_counter() - t0
     print(f"world {ns.world}: {world.n_tracks:,} tracks, {n_users:,} users; seed {ns.seed}; "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)  # fmt: skip

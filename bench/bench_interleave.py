@@ -55,8 +55,17 @@ from tqdm import tqdm  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import ensure_world  # noqa: E402
-from pools import ARMS, EXTRA_ARMS, POOL, PRE, WORLD, run_pools, simulate, train_source  # noqa: E402
+from pools import (  # noqa: E402
+    ARMS,
+    EXTRA_ARMS,
+    POOL,
+    PRE,
+    WORLD,
+    load_world,
+    run_pools,
+    simulate,
+    train_source,
+)
 
 from script.ab import interleave as il  # noqa: E402
 
@@ -185,15 +194,8 @@ def main() -> int:
     timings: dict[str, float] = {}
 
     from script.export import export
-    from sim.config import load_config
-    from sim.user_model import Population
-    from sim.world import World
 
-    ensure_world(ns.world)
-    world = World.load(ns.world)
-    population = Population(world, load_config(None).user_model)
-    WORLD.update(world=world, population=population, seed=ns.seed, lists=None, model=None)
-    population.index.warm(np.unique(population.interests))  # every session's anchor, once
+    world, population = load_world(ns.world, ns.seed)
     print(f"world {ns.world}: {world.n_tracks:,} tracks, {world.n_users:,} users; seed "
           f"{ns.seed}; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)  # fmt: skip
 

@@ -38,6 +38,23 @@ EXTRA_ARMS: dict[str, tuple[str, dict]] = {}
 POLICIES: dict[str, Callable[[float], Any]] = {}
 
 
+def load_world(folder: Path, seed: int):
+    """The world in `folder` (the default one generated there when missing) and its listeners,
+    set in WORLD for the pool workers, every session's anchor warmed once. (world, population)"""
+    from benchlib import ensure_world
+
+    from sim.config import load_config
+    from sim.user_model import Population
+    from sim.world import World
+
+    ensure_world(folder)
+    world = World.load(folder)
+    population = Population(world, load_config(None).user_model)
+    WORLD.update(world=world, population=population, seed=seed, lists=None, model=None)
+    population.index.warm(np.unique(population.interests))
+    return world, population
+
+
 def arm_recommender(arm: str) -> tuple[str, dict]:
     """(recommender, params) of a named arm (ARMS: the recommender's default params)."""
     return EXTRA_ARMS[arm] if arm in EXTRA_ARMS else (ARMS[arm], {})

@@ -39,7 +39,8 @@ def _open(data: Path) -> ds.Dataset:
     return dataset
 
 
-def _window(since_ms: int | None, until_ms: int | None):
+def time_window(since_ms: int | None, until_ms: int | None):
+    """The Parquet filter `since_ms <= timestamp < until_ms` (either bound may be None)."""
     window = None
     if since_ms is not None:
         window = ds.field("timestamp") >= since_ms
@@ -67,7 +68,7 @@ def load_events(
     has_fallback = "fallback" in dataset.schema.names
     if has_fallback:
         columns.append("fallback")
-    window = _window(since_ms, until_ms)
+    window = time_window(since_ms, until_ms)
     table = dataset.to_table(columns=columns, filter=window)
     events = table.to_pandas().rename(columns={EXPERIMENT_PREFIX + experiment: "arm"})
     events["fallback"] = events["fallback"].fillna(False).astype(bool) if has_fallback else False
@@ -85,7 +86,7 @@ def activity_metrics(
     logged (before the report's ``--since``: CUPED's covariate). One row per user with a finished
     session there."""
     columns = ["message", "timestamp", "user", "time", "latency"]
-    table = _open(data).to_table(columns=columns, filter=_window(since_ms, until_ms))
+    table = _open(data).to_table(columns=columns, filter=time_window(since_ms, until_ms))
     events = table.to_pandas()
     events["arm"] = "pre"
     if events.empty:

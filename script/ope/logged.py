@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from botify.event_schema import EXPERIMENT_PREFIX
+from script.ab.metrics import time_window
 
 COLUMNS = ["message", "timestamp", "user", "track", "time", "recommendation", "fallback"]
 
@@ -64,13 +65,7 @@ def load(
         raise OpeError(f"unknown experiment {experiment!r}; the data has: {', '.join(known)}")
     columns = COLUMNS + (["propensity"] if "propensity" in names else [])
     columns += [EXPERIMENT_PREFIX + experiment] if experiment is not None else []
-    window = None
-    if since_ms is not None:
-        window = ds.field("timestamp") >= since_ms
-    if until_ms is not None:
-        upper = ds.field("timestamp") < until_ms
-        window = upper if window is None else window & upper
-    events = dataset.to_table(columns=columns, filter=window).to_pandas()
+    events = dataset.to_table(columns=columns, filter=time_window(since_ms, until_ms)).to_pandas()
     if "propensity" not in events:
         events["propensity"] = np.nan
     events = events.rename(columns={EXPERIMENT_PREFIX + str(experiment): "arm"})
