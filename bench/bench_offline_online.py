@@ -114,7 +114,11 @@ def split_held_out(events_dir: Path, work: Path) -> tuple[Path, pd.DataFrame]:
 
 
 def train_core(train_events: Path, work: Path, epochs: int) -> tuple[Path, Path, dict]:
-    """CORE as the demo trains it (sampled softmax of 4,096), `epochs` epochs: lists and model."""
+    """CORE as the demo trains it (its config's sampled softmax), `epochs` epochs: lists and
+    model."""
+    from demo.settings import load_config as demo_config
+
+    negatives = demo_config(ROOT / "config" / "demo.yml", {})["train"]["negatives"]
     home = work / f"core_e{epochs}"
     recs, model = home / "recs.jsonl", home / "model"
     if not recs.exists():
@@ -122,7 +126,7 @@ def train_core(train_events: Path, work: Path, epochs: int) -> tuple[Path, Path,
         steps = (
             ["prepare", "--data", train_events, "--out", home / "dataset"],
             ["train", "--dataset", home / "dataset", "--out", model, "--epochs", epochs,
-             "--negatives", 4096, "--no-progress"],
+             "--negatives", negatives, "--no-progress"],
             ["recommend", "--model", model, "--out", recs],
         )  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
